@@ -1,0 +1,3 @@
+from mobile_sr.cli import main
+
+main()

@@ -1,0 +1,153 @@
+"""The ``mobile-sr`` command: a thin click group; each command hands off to a library function.
+
+Library errors (:class:`MobileSRError`) become a one-line ``Error: ...`` and exit code 1; usage
+errors exit with 2 (click's convention). TensorFlow is imported only inside the commands that
+need it, so ``--help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from mobile_sr import __version__
+from mobile_sr.errors import MobileSRError
+
+
+class _Group(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except MobileSRError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            click.echo("Error: interrupted", err=True)
+            sys.exit(130)
+
+
+def _echo(message: str) -> None:
+    click.echo(message)
+
+
+def _parse_scales(_ctx, _param, value: str | None) -> list[int] | None:
+    if value is None:
+        return None
+    try:
+        scales = [int(part) for part in value.split(",") if part.strip()]
+    except ValueError:
+        raise click.BadParameter(f"'{value}' is not a comma-separated list of integers, e.g. 2,3,4") from None
+    if not scales or any(s not in (2, 3, 4) for s in scales):
+        raise click.BadParameter(f"scales must be 2, 3 or 4, got '{value}'")
+    return scales
+
+
+def _set_threads(threads: int | None) -> None:
+    if threads:
+        from mobile_sr.backend import tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="mobile-sr")
+def main() -> None:
+    """Train, quantize, evaluate and benchmark mobile super-resolution networks."""
+
+
+@main.command()
+def models() -> None:
+    """List the registered models and their default configs."""
+    from mobile_sr.models import get_model_spec, model_names
+
+    for name in model_names():
+        spec = get_model_spec(name)
+        click.echo(f"{name:<10} {spec.summary}\n{'':<10} defaults: {spec.config_class().to_dict()}")
+
+
+@main.command()
+@click.option("--model", "model_name", default="scsrn", show_default=True, help="Registered model name (see 'mobile-sr models').")
+@click.option("--data", default="default", show_default=True,
+              help="Training data: a folder of HR images (searched recursively), a DIV2K root, a named set (train291, t91, bsd200) or 'default' (photos inside scikit-image).")
+@click.option("--val-data", default=None, help="Validation data (folder or name); default: the default's val photos, or a few images held out of --data.")
+@click.option("--scale", type=click.IntRange(2, 4), default=3, show_default=True)
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="Step budget.")
+@click.option("--minutes", type=click.FloatRange(min=0, min_open=True), default=None, help="Training-time budget (default 8 when --steps is not given either).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--patch-size", type=click.IntRange(min=8), default=64, show_default=True, help="LR patch side in pixels.")
+@click.option("--lr", "learning_rate", type=float, default=1e-3, show_default=True, help="Peak Adam learning rate.")
+@click.option("--lr-schedule", type=click.Choice(["step", "cosine"]), default="step", show_default=True)
+@click.option("--l2-finetune", "l2_finetune_fraction", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
+              help="Fraction of the budget, at the end, trained with L2 instead of L1.")
+@click.option("--ema", "ema_decay", type=click.FloatRange(0, 1, max_open=True), default=0.999, show_default=True, help="Weight EMA decay (0: off).")
+@click.option("--channels", type=click.IntRange(min=1), default=None, help="Override the model's channel count.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for TensorFlow (default: all cores).")
+@click.option("--out", "run_dir", type=click.Path(file_okay=False, path_type=Path), default=None, help="Run folder (default runs/<model>-x<scale>).")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing run in --out.")
+def train(model_name, data, val_data, scale, steps, minutes, batch_size, patch_size, learning_rate, lr_schedule,
+          l2_finetune_fraction, ema_decay, channels, seed, threads, run_dir, resume, overwrite) -> None:
+    """Train a model in float and write a run folder (config, checkpoints, weights, curves)."""
+    from mobile_sr.training import TrainConfig, train as run_training
+
+    if resume and overwrite:
+        raise click.UsageError("--resume and --overwrite contradict each other; pick one")
+    _set_threads(threads)
+    config = TrainConfig(
+        model=model_name, scale=scale, model_options={} if channels is None else {"channels": channels},
+        data=data, val_data=val_data, steps=steps, minutes=minutes, batch_size=batch_size,
+        patch_size=patch_size, learning_rate=learning_rate, lr_schedule=lr_schedule,
+        l2_finetune_fraction=l2_finetune_fraction, ema_decay=ema_decay, seed=seed,
+    )
+    run_training(config, run_dir=run_dir, resume=resume, overwrite=overwrite, log=_echo)
+
+
+@main.command("eval")
+@click.option("--run", "run_dir", type=click.Path(path_type=Path), default=None, help="Run folder of a trained model.")
+@click.option("--model", "model_name", type=click.Choice(["bicubic"]), default=None, help="A model-free baseline instead of --run.")
+@click.option("--data", required=True, help="Folder of HR images, or a named set (set5, set14, default).")
+@click.option("--scale", "scales", callback=_parse_scales, default=None, help="Scale(s), e.g. 3 or 2,3,4 (default: the run's scale).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the report here (a list when several scales) and the crops PNG next to it.")
+@click.option("--quiet", is_flag=True, help="Only print the mean of each scale.")
+def eval_command(run_dir, model_name, data, scales, json_path, quiet) -> None:
+    """PSNR/SSIM on Y (BT.601, scale pixels shaved) of a trained run or bicubic on HR images."""
+    from mobile_sr.data import load_sr_pairs
+    from mobile_sr.evaluation import (
+        bicubic_upscaler, evaluate_pairs, format_report, write_crops, write_report,
+    )
+
+    if (run_dir is None) == (model_name is None):
+        raise click.UsageError("give exactly one of --run RUN_DIR or --model bicubic")
+    if run_dir is not None:
+        from mobile_sr.evaluation import keras_upscaler
+        from mobile_sr.runs import load_trained_model
+
+        model, run_config = load_trained_model(run_dir)
+        run_scale = run_config["model_config"]["scale"]
+        if scales not in (None, [run_scale]):
+            raise click.UsageError(f"the model in {run_dir} is x{run_scale}; drop --scale or pass --scale {run_scale}")
+        scales = [run_scale]
+        name, upscaler_for = run_config["model"], lambda _scale: keras_upscaler(model)
+        if json_path is None:
+            json_path = Path(run_dir) / "eval" / "report.json"
+    else:
+        scales = scales or [3]
+        name, upscaler_for = model_name, bicubic_upscaler
+    reports = []
+    for scale in scales:
+        dataset, pairs = load_sr_pairs(data, scale, split="val")
+        upscale = upscaler_for(scale)
+        report = evaluate_pairs(upscale, pairs, model=name, dataset=dataset, scale=scale)
+        click.echo(format_report(report, per_image=not quiet))
+        reports.append(report)
+        if json_path is not None:
+            suffix = f"_{dataset}_x{scale}_crops.png"
+            write_crops(report, upscale, pairs, json_path.with_name(json_path.stem + suffix))
+    if json_path is not None:
+        write_report(reports[0] if len(reports) == 1 else reports, json_path)
+        click.echo(f"wrote {json_path}")

@@ -1,0 +1,94 @@
+"""Reading images into uint8 RGB arrays and writing PNGs atomically.
+
+Every decoder path ends in :func:`load_rgb`: PNG/JPEG/BMP/TIFF, 8- or 16-bit, gray, gray+alpha, RGB
+or RGBA in; ``H x W x 3`` uint8 RGB out. Decoding goes through OpenCV (it keeps 16 bits and reads
+16-bit RGB TIFFs); Pillow first checks the file's integrity, because OpenCV silently fills a
+truncated JPEG with gray instead of failing.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from mobile_sr.errors import ImageError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+
+
+def _check_integrity(path: Path) -> None:
+    try:
+        with Image.open(path) as image:
+            image.load()
+    except UnidentifiedImageError:
+        return  # Pillow cannot read some TIFF variants OpenCV can; let OpenCV decide.
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(
+            f"{path}: the file is damaged or truncated ({exc}); re-export or remove it"
+        ) from exc
+
+
+def _to_uint8(pixels: np.ndarray, path: Path) -> np.ndarray:
+    if pixels.dtype == np.uint8:
+        return pixels
+    if pixels.dtype == np.uint16:
+        return np.round(pixels.astype(np.float32) / 257.0).astype(np.uint8)
+    raise ImageError(
+        f"{path}: {pixels.dtype} pixels are not supported; convert it to an 8- or 16-bit image"
+    )
+
+
+def load_rgb(path: str | os.PathLike) -> np.ndarray:
+    """Read an image file as an ``H x W x 3`` uint8 RGB array.
+
+    Gray is replicated to three channels, alpha is dropped and 16-bit values are rounded to 8 bits.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ImageError(f"{path}: no such file")
+    _check_integrity(path)
+    pixels = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    if pixels is None or pixels.size == 0:
+        raise ImageError(
+            f"{path}: not a readable image; mobile-sr reads {', '.join(IMAGE_EXTENSIONS)} files"
+        )
+    pixels = _to_uint8(pixels, path)
+    if pixels.ndim == 2:
+        return np.repeat(pixels[:, :, None], 3, axis=2)
+    channels = pixels.shape[2]
+    if channels == 1:
+        return np.repeat(pixels, 3, axis=2)
+    if channels == 2:  # gray + alpha
+        return np.repeat(pixels[:, :, :1], 3, axis=2)
+    if channels in (3, 4):
+        return np.ascontiguousarray(pixels[:, :, 2::-1])  # BGR(A) -> RGB
+    raise ImageError(f"{path}: {channels}-channel images are not supported; save it as RGB")
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see either the old file or the complete new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as tmp:
+            tmp.write(data)
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
+def save_png(path: str | os.PathLike, rgb: np.ndarray) -> None:
+    """Write an ``H x W x 3`` uint8 RGB array as a PNG, atomically."""
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ImageError(f"save_png needs H x W x 3 uint8 RGB, got {rgb.dtype} {rgb.shape}")
+    ok, encoded = cv2.imencode(".png", np.ascontiguousarray(rgb[:, :, ::-1]))
+    if not ok:
+        raise ImageError(f"{path}: PNG encoding failed")
+    atomic_write_bytes(path, encoded.tobytes())

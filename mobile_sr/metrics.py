@@ -1,0 +1,98 @@
+"""Image-quality metrics of the standard SR protocol, shared by training, evaluation and benchmarks.
+
+PSNR and SSIM are measured on the Y channel of ITU-R BT.601 YCbCr computed from uint8 RGB and
+rounded to integers, as MATLAB's ``rgb2ycbcr`` does for uint8 input, with ``shave`` border pixels
+removed. SSIM follows Wang et al. (11x11 Gaussian window, sigma 1.5, K1=0.01, K2=0.03, 'valid'
+filtering), as the reference MATLAB ``ssim_index`` does.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from mobile_sr.errors import MetricInputError
+
+_Y_WEIGHTS = np.array([65.481, 128.553, 24.966]) / 255.0
+
+
+def _check_rgb_uint8(name: str, image: np.ndarray) -> None:
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
+        raise MetricInputError(
+            f"{name} must be a uint8 numpy array in [0, 255] (round and clip model outputs first), "
+            f"got {type(image).__name__} {getattr(image, 'dtype', '')}"
+        )
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise MetricInputError(f"{name} must be H x W x 3 RGB, got shape {image.shape}")
+
+
+def _check_pair(sr: np.ndarray, hr: np.ndarray, shave: int) -> None:
+    _check_rgb_uint8("sr", sr)
+    _check_rgb_uint8("hr", hr)
+    if sr.shape != hr.shape:
+        raise MetricInputError(
+            f"sr and hr shapes differ: {sr.shape} vs {hr.shape}; modcrop HR to a multiple of the scale"
+        )
+    if shave < 0 or 2 * shave >= min(hr.shape[:2]):
+        raise MetricInputError(f"shave={shave} leaves nothing of a {hr.shape[:2]} image")
+
+
+def rgb_to_y(rgb: np.ndarray) -> np.ndarray:
+    """BT.601 luma of uint8 RGB, ``16 + (65.481 R + 128.553 G + 24.966 B) / 255``, rounded."""
+    _check_rgb_uint8("rgb", rgb)
+    return np.round(rgb.astype(np.float64) @ _Y_WEIGHTS + 16.0)
+
+
+def _shave(image: np.ndarray, shave: int) -> np.ndarray:
+    return image[shave:-shave, shave:-shave] if shave else image
+
+
+def psnr(a: np.ndarray, b: np.ndarray, max_value: float = 255.0) -> float:
+    """PSNR in dB between two same-shaped arrays; ``inf`` when they are identical."""
+    if a.shape != b.shape:
+        raise MetricInputError(f"shapes differ: {a.shape} vs {b.shape}")
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else float(10.0 * np.log10(max_value**2 / mse))
+
+
+def ssim(a: np.ndarray, b: np.ndarray, max_value: float = 255.0) -> float:
+    """SSIM of two single-channel images (Wang et al., 'valid' Gaussian filtering)."""
+    if a.shape != b.shape or a.ndim != 2:
+        raise MetricInputError(f"ssim needs two same-shaped 2-D arrays, got {a.shape} and {b.shape}")
+    if min(a.shape) < 11:
+        raise MetricInputError(f"ssim needs images of at least 11x11 pixels, got {a.shape}")
+    c1 = (0.01 * max_value) ** 2
+    c2 = (0.03 * max_value) ** 2
+    window = cv2.getGaussianKernel(11, 1.5)
+    window = window @ window.T
+    a = a.astype(np.float64)
+    b = b.astype(np.float64)
+
+    def filtered(x: np.ndarray) -> np.ndarray:
+        return cv2.filter2D(x, -1, window)[5:-5, 5:-5]
+
+    mu_a, mu_b = filtered(a), filtered(b)
+    var_a = filtered(a * a) - mu_a**2
+    var_b = filtered(b * b) - mu_b**2
+    cov = filtered(a * b) - mu_a * mu_b
+    ssim_map = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / (
+        (mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2)
+    )
+    return float(ssim_map.mean())
+
+
+def psnr_y(sr: np.ndarray, hr: np.ndarray, shave: int) -> float:
+    """PSNR on rounded BT.601 Y with ``shave`` border pixels removed (uint8 RGB inputs)."""
+    _check_pair(sr, hr, shave)
+    return psnr(_shave(rgb_to_y(sr), shave), _shave(rgb_to_y(hr), shave))
+
+
+def ssim_y(sr: np.ndarray, hr: np.ndarray, shave: int) -> float:
+    """SSIM on rounded BT.601 Y with ``shave`` border pixels removed (uint8 RGB inputs)."""
+    _check_pair(sr, hr, shave)
+    return ssim(_shave(rgb_to_y(sr), shave), _shave(rgb_to_y(hr), shave))
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """Round and clip a float image in [0, 255] to uint8, as saving it to a PNG would."""
+    return np.clip(np.round(image), 0, 255).astype(np.uint8)

@@ -1,0 +1,57 @@
+"""Frozen, self-validating model configurations."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from mobile_sr.errors import ConfigError
+
+ConfigT = TypeVar("ConfigT", bound="ModelConfig")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Base of every model config: immutable, checked on creation, round-trips through dicts."""
+
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if field.type in ("int", int) and (not isinstance(value, int) or isinstance(value, bool)):
+                raise ConfigError(f"{type(self).__name__}.{field.name} must be an integer, got {value!r}")
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` naming the bad field and its allowed values."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls: type[ConfigT], data: dict[str, Any]) -> ConfigT:
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(
+                f"{cls.__name__} has no field(s) {', '.join(unknown)}; valid fields: {', '.join(sorted(known))}"
+            )
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class PlainSRConfig(ModelConfig):
+    """The plain mobile SR trunk shared by SCSRN and ABPN: ``feature_convs`` 3x3 conv + ReLU layers
+    of ``channels`` channels on the LR image in [0, 255]."""
+
+    scale: int = 3
+    channels: int = 28
+    feature_convs: int = 5
+
+    def validate(self) -> None:
+        if self.scale not in (2, 3, 4):
+            raise ConfigError(f"scale must be 2, 3 or 4, got {self.scale}")
+        if not 1 <= self.channels <= 512:
+            raise ConfigError(f"channels must be in [1, 512], got {self.channels}")
+        if not 1 <= self.feature_convs <= 64:
+            raise ConfigError(f"feature_convs must be in [1, 64], got {self.feature_convs}")

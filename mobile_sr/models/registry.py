@@ -1,0 +1,58 @@
+"""The model registry: every architecture registers a builder and its config class by name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from mobile_sr.errors import ConfigError
+from mobile_sr.models.config import ModelConfig
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    config_class: type[ModelConfig]
+    build: Callable[[Any], Any]
+    param_budget: int  # most parameters the default config may have: a guard against silent growth
+    summary: str
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+
+
+def register_model(name: str, *, config_class: type[ModelConfig], param_budget: int, summary: str):
+    """Decorator registering ``build(config) -> keras.Model`` under ``name``."""
+
+    def decorator(build: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        if name in _REGISTRY:
+            raise ValueError(f"model '{name}' is registered twice")
+        _REGISTRY[name] = ModelSpec(name, config_class, build, param_budget, summary)
+        return build
+
+    return decorator
+
+
+def model_names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def get_model_spec(name: str) -> ModelSpec:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ConfigError(f"unknown model '{name}'; registered models: {', '.join(model_names())}") from None
+
+
+def make_config(name: str, **values: Any) -> ModelConfig:
+    """The config of model ``name`` with ``values`` overriding its defaults (validated)."""
+    return get_model_spec(name).config_class.from_dict(values)
+
+
+def build_model(name: str, config: ModelConfig | None = None):
+    """Build a fresh (untrained) tf_keras model ``name`` from ``config`` (defaults if None)."""
+    spec = get_model_spec(name)
+    config = config if config is not None else spec.config_class()
+    if not isinstance(config, spec.config_class):
+        raise ConfigError(f"model '{name}' needs a {spec.config_class.__name__}, got {type(config).__name__}")
+    return spec.build(config)

@@ -1,0 +1,33 @@
+"""SCSRN, the skip-concatenated SR network (KETI; 1st in the Mobile AI & AIM 2022 real-time SR
+challenge). Instead of ABPN's anchor (the input repeated s^2 times and added at full output depth),
+the 8-bit LR input is concatenated to the last feature map, so it reaches the output conv without
+the memory copies of the repeat and without passing through quantized features."""
+
+from __future__ import annotations
+
+from mobile_sr.backend import keras
+from mobile_sr.models.config import PlainSRConfig
+from mobile_sr.models.layers import ClipToRange, DepthToSpace, conv3x3, lr_input
+from mobile_sr.models.registry import register_model
+
+
+class SCSRNConfig(PlainSRConfig):
+    pass
+
+
+@register_model(
+    "scsrn",
+    config_class=SCSRNConfig,
+    param_budget=45_000,
+    summary="skip-concatenated SR net: LR input concatenated before the last conv (MAI 2022 winner)",
+)
+def build_scsrn(config: SCSRNConfig):
+    lr = lr_input()
+    features = lr
+    for index in range(config.feature_convs):
+        features = conv3x3(config.channels, f"feature_conv{index + 1}", "relu")(features)
+    merged = keras.layers.Concatenate(name="skip_concat")([features, lr])
+    residual = conv3x3(3 * config.scale**2, "output_conv")(merged)
+    hr = DepthToSpace(config.scale, name="depth_to_space")(residual)
+    hr = ClipToRange(0.0, 255.0, name="clip")(hr)
+    return keras.Model(lr, hr, name="scsrn")

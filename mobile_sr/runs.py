@@ -1,0 +1,73 @@
+"""Training run folders: what they hold, and loading the trained model back from one.
+
+Layout of ``runs/<model>-x<scale>/``::
+
+    config.json           model name, model config and training config
+    checkpoints/          tf.train checkpoints (model, EMA model, optimizer, step) for --resume
+    model.weights.h5      the final (EMA) weights, written atomically at the end
+    metrics.jsonl         one JSON record per log line / validation
+    training_curve.png    loss and validation PSNR against step
+    summary.json          final validation PSNR against bicubic, steps, throughput
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from mobile_sr.errors import ConfigError, RunFolderError
+from mobile_sr.images import atomic_write_bytes
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.weights.h5"
+SUMMARY_FILE = "summary.json"
+METRICS_FILE = "metrics.jsonl"
+CURVE_FILE = "training_curve.png"
+CHECKPOINT_DIR = "checkpoints"
+
+
+def write_json(path: Path, data) -> None:
+    atomic_write_bytes(path, (json.dumps(data, indent=2) + "\n").encode())
+
+
+def read_run_config(run_dir: Path) -> dict:
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunFolderError(f"{run_dir}: no such run folder; train one with 'mobile-sr train'")
+    config_path = run_dir / CONFIG_FILE
+    try:
+        config = json.loads(config_path.read_text())
+        config["model"], config["model_config"]
+    except FileNotFoundError:
+        raise RunFolderError(f"{run_dir}: not a run folder (no {CONFIG_FILE}); pass the folder 'mobile-sr train' wrote") from None
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise RunFolderError(f"{config_path}: damaged ({exc}); retrain or restore the file") from None
+    return config
+
+
+def load_trained_model(run_dir: Path):
+    """Rebuild the run's model from its config and load the final weights (or the latest
+    checkpoint of an unfinished run). Returns ``(model, run_config)``."""
+    from mobile_sr.backend import tf
+    from mobile_sr.models import build_model, make_config
+
+    run_dir = Path(run_dir)
+    config = read_run_config(run_dir)
+    try:
+        model = build_model(config["model"], make_config(config["model"], **config["model_config"]))
+    except ConfigError as exc:
+        raise RunFolderError(f"{run_dir / CONFIG_FILE}: invalid model config: {exc}") from None
+    weights = run_dir / WEIGHTS_FILE
+    if weights.is_file():
+        try:
+            model.load_weights(str(weights))
+        except (OSError, ValueError) as exc:
+            raise RunFolderError(f"{weights}: cannot be loaded ({exc}); retrain or resume the run") from None
+        return model, config
+    latest = tf.train.latest_checkpoint(str(run_dir / CHECKPOINT_DIR))
+    if latest is None:
+        raise RunFolderError(
+            f"{run_dir}: no {WEIGHTS_FILE} and no checkpoint; the run never saved, train it again"
+        )
+    tf.train.Checkpoint(ema_model=model).read(latest).expect_partial()
+    return model, config

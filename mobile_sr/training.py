@@ -1,0 +1,407 @@
+"""Float training of registered SR models: L1 (optionally L2 at the end), Adam, step or cosine
+decay, an exponential moving average (EMA) of the weights, time or step budgets, resumable
+checkpoints, and progress with loss, validation PSNR and ETA.
+
+The learning-rate schedule and the L2 phase follow training *progress*, the larger of
+``step / steps`` and ``elapsed / budget``, so one recipe serves step and wall-clock budgets and a
+resumed run continues the same schedule. With more than one GPU, training runs under
+``tf.distribute.MirroredStrategy`` (batches split across the replicas); otherwise it uses the
+default strategy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from mobile_sr import runs
+from mobile_sr.data.patches import PatchSampler, patch_dataset
+from mobile_sr.data.sr import check_scale, describe_pairs, load_sr_pairs, split_train_val
+from mobile_sr.errors import ConfigError, MobileSRError, RunFolderError
+from mobile_sr.evaluation import bicubic_upscaler, evaluate_pairs, keras_upscaler
+from mobile_sr.plots import plot_training_curve
+
+DEFAULT_MINUTES = 8.0
+
+
+class TrainingInterrupted(MobileSRError):
+    """Training stopped by the user; the checkpoint written on the way out allows --resume."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run; stored in the run folder's config.json."""
+
+    model: str = "scsrn"
+    scale: int = 3
+    model_options: dict[str, Any] = field(default_factory=dict)
+    data: str = "default"
+    val_data: str | None = None  # None: the default's val split, or images held out of `data`
+    steps: int | None = None
+    minutes: float | None = None  # neither steps nor minutes: DEFAULT_MINUTES
+    batch_size: int = 16
+    patch_size: int = 64  # LR patch side; HR patches are scale times larger
+    learning_rate: float = 1e-3
+    lr_schedule: str = "step"  # "step": x lr_gamma at each milestone; "cosine": to lr_min
+    lr_milestones: tuple[float, ...] = (0.5, 0.75, 0.9)
+    lr_gamma: float = 0.5
+    lr_min: float = 1e-6
+    warmup_steps: int = 200
+    l2_finetune_fraction: float = 0.0  # last part of training with L2, which is what PSNR measures
+    ema_decay: float = 0.999  # 0 turns the EMA off
+    validations: int = 20  # validation runs over the whole budget
+    seed: int = 0
+    checkpoint_seconds: float = 120.0
+
+    def __post_init__(self) -> None:
+        check_scale(self.scale)
+        problems = []
+        if self.steps is not None and self.steps < 1:
+            problems.append(f"steps must be >= 1, got {self.steps}")
+        if self.minutes is not None and self.minutes <= 0:
+            problems.append(f"minutes must be > 0, got {self.minutes}")
+        if self.batch_size < 1 or self.patch_size < 8:
+            problems.append(f"batch size >= 1 and patch size >= 8 needed, got {self.batch_size}, {self.patch_size}")
+        if not 0 < self.learning_rate < 1:
+            problems.append(f"learning rate must be in (0, 1), got {self.learning_rate}")
+        if self.lr_schedule not in ("step", "cosine"):
+            problems.append(f"lr_schedule must be 'step' or 'cosine', got {self.lr_schedule!r}")
+        if not all(0 < m < 1 for m in self.lr_milestones):
+            problems.append(f"lr_milestones are fractions of training in (0, 1), got {self.lr_milestones}")
+        if not 0 <= self.l2_finetune_fraction < 1:
+            problems.append(f"l2_finetune_fraction must be in [0, 1), got {self.l2_finetune_fraction}")
+        if not 0 <= self.ema_decay < 1:
+            problems.append(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.validations < 1:
+            problems.append(f"validations must be >= 1, got {self.validations}")
+        if problems:
+            raise ConfigError("; ".join(problems))
+
+    @property
+    def budget_seconds(self) -> float | None:
+        if self.minutes is not None:
+            return self.minutes * 60.0
+        return DEFAULT_MINUTES * 60.0 if self.steps is None else None
+
+    def progress(self, step: int, elapsed: float) -> float:
+        """Fraction of the budget used: the larger of the step and the time fraction."""
+        fractions = []
+        if self.steps is not None:
+            fractions.append(step / self.steps)
+        if self.budget_seconds is not None:
+            fractions.append(elapsed / self.budget_seconds)
+        return min(1.0, max(fractions))
+
+    def learning_rate_at(self, step: int, progress: float) -> float:
+        if self.lr_schedule == "cosine":
+            rate = self.lr_min + 0.5 * (self.learning_rate - self.lr_min) * (1 + math.cos(math.pi * progress))
+        else:
+            rate = self.learning_rate * self.lr_gamma ** sum(progress >= m for m in self.lr_milestones)
+        return rate * min(1.0, (step + 1) / self.warmup_steps) if self.warmup_steps else rate
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["lr_milestones"] = list(self.lr_milestones)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown training option(s): {', '.join(unknown)}")
+        data = dict(data)
+        if "lr_milestones" in data:
+            data["lr_milestones"] = tuple(data["lr_milestones"])
+        return cls(**data)
+
+
+def default_run_dir(config: TrainConfig) -> Path:
+    return Path("runs") / f"{config.model}-x{config.scale}"
+
+
+def _prepare_run_dir(run_dir: Path, config: TrainConfig, *, resume: bool, overwrite: bool) -> TrainConfig:
+    """Create or reopen the run folder; on resume the stored config wins except for the budget."""
+    config_path = run_dir / runs.CONFIG_FILE
+    if resume:
+        stored = runs.read_run_config(run_dir)
+        merged = {**stored["train"], "steps": config.steps or stored["train"]["steps"],
+                  "minutes": config.minutes or stored["train"]["minutes"]}
+        return TrainConfig.from_dict(merged)
+    if run_dir.exists() and any(run_dir.iterdir()):
+        if not overwrite:
+            raise RunFolderError(
+                f"{run_dir} already holds a run; continue it with --resume, replace it with "
+                "--overwrite, or pick another folder with --out"
+            )
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return config
+
+
+def _load_data(config: TrainConfig, log: Callable[[str], None]):
+    name, pairs = load_sr_pairs(config.data, config.scale, split="train")
+    if config.val_data is not None:
+        val_name, val_pairs = load_sr_pairs(config.val_data, config.scale, split="val")
+        train_pairs = pairs
+    elif config.data == "default":
+        val_name, val_pairs = load_sr_pairs("default", config.scale, split="val")
+        train_pairs = pairs
+    else:
+        train_pairs, val_pairs = split_train_val(pairs)
+        val_name = f"{name} (held out)"
+    log(f"data: {name}: {describe_pairs(train_pairs)} for training; {val_name}: {len(val_pairs)} for validation")
+    return name, train_pairs, val_name, val_pairs
+
+
+def _choose_strategy():
+    from mobile_sr.backend import tf
+
+    gpus = tf.config.list_logical_devices("GPU")
+    return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
+
+
+def _pre_clip_view(model):
+    """The model without its final ClipToRange: the L1 gradient then reaches every pixel, also
+    those an untrained model pushes outside [0, 255]. Shares the model's layers and weights."""
+    from mobile_sr.backend import keras
+    from mobile_sr.models.layers import ClipToRange
+
+    last = model.layers[-1]
+    return keras.Model(model.input, last.input) if isinstance(last, ClipToRange) else model
+
+
+def make_train_step(strategy, model, ema_model, optimizer, *, loss_name: str, global_batch: int):
+    """A compiled ``step(lr, hr, ema_decay) -> loss``: one optimizer step on ``model`` (its pre-clip
+    output against ``hr``), then ``ema_model``'s weights move toward ``model``'s by ``1 - ema_decay``."""
+    from mobile_sr.backend import tf
+
+    trainable = _pre_clip_view(model)
+
+    def replica_step(lr, hr):
+        with tf.GradientTape() as tape:
+            error = trainable(lr, training=True) - hr
+            per_example = tf.reduce_mean(tf.abs(error) if loss_name == "l1" else tf.square(error), axis=[1, 2, 3])
+            loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
+        gradients = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+        return loss
+
+    @tf.function
+    def train_step(lr, hr, ema_decay):
+        loss = strategy.reduce("SUM", strategy.run(replica_step, args=(lr, hr)), axis=None)
+        for average, weight in zip(ema_model.weights, model.weights):
+            average.assign(ema_decay * average + (1.0 - ema_decay) * weight)
+        return loss
+
+    return train_step
+
+
+def measure_step_time(
+    model_name: str, pairs, *, scale: int, batch_size: int = 16, patch_size: int = 64, steps: int = 200,
+) -> dict[str, float]:
+    """Seconds per training step fed by the real input pipeline and by one cached in-memory batch.
+
+    Their ratio shows whether the pipeline starves training (1.0: not at all).
+    """
+    from mobile_sr.backend import keras, tf
+    from mobile_sr.models import build_model, make_config
+
+    strategy = tf.distribute.get_strategy()
+    config = make_config(model_name, scale=scale)
+    model, ema_model = build_model(model_name, config), build_model(model_name, config)
+    step = make_train_step(strategy, model, ema_model, keras.optimizers.Adam(1e-4), loss_name="l1", global_batch=batch_size)
+    sampler = PatchSampler(pairs, patch_size=patch_size, batch_size=batch_size, seed=0)
+    batches = iter(patch_dataset(sampler))
+    cached = next(batches)
+    decay = tf.constant(0.999)
+
+    def seconds_per_step(next_batch) -> float:
+        for _ in range(20):
+            step(*next_batch(), decay)
+        start = time.perf_counter()
+        for _ in range(steps):
+            loss = step(*next_batch(), decay)
+        float(loss)
+        return (time.perf_counter() - start) / steps
+
+    cached_time = seconds_per_step(lambda: cached)
+    pipeline_time = seconds_per_step(lambda: next(batches))
+    return {
+        "model": model_name, "batch_size": batch_size, "patch_size": patch_size, "steps": steps,
+        "seconds_per_step_pipeline": pipeline_time, "seconds_per_step_cached": cached_time,
+        "steps_per_s_pipeline": 1.0 / pipeline_time, "pipeline_overhead": pipeline_time / cached_time - 1.0,
+    }
+
+
+def _format_duration(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+class _MetricsLog:
+    def __init__(self, path: Path):
+        self.path = path
+        self.records = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+    def add(self, record: dict) -> None:
+        self.records.append(record)
+        with self.path.open("a") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+    def truncate_after(self, step: int) -> None:
+        """Drop records past the resumed checkpoint, so a resumed log has no repeated steps."""
+        self.records = [r for r in self.records if r["step"] <= step]
+        self.path.write_text("".join(json.dumps(r) + "\n" for r in self.records))
+
+
+def train(
+    config: TrainConfig,
+    *,
+    run_dir: Path | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Train ``config.model`` into ``run_dir`` and return the run summary (also in summary.json)."""
+    from mobile_sr.backend import keras, tf
+    from mobile_sr.models import build_model, make_config
+
+    run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config)
+    model_config = make_config(config.model, scale=config.scale, **config.model_options)
+    config = _prepare_run_dir(run_dir, config, resume=resume, overwrite=overwrite)
+    runs.write_json(run_dir / runs.CONFIG_FILE, {
+        "model": config.model, "model_config": model_config.to_dict(), "train": config.to_dict(),
+    })
+    dataset_name, train_pairs, val_name, val_pairs = _load_data(config, log)
+
+    strategy = _choose_strategy()
+    with strategy.scope():
+        model = build_model(config.model, model_config)
+        ema_model = build_model(config.model, model_config)
+        ema_model.set_weights(model.get_weights())
+        optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate)
+        step_counter = tf.Variable(0, dtype=tf.int64, trainable=False)
+        elapsed_counter = tf.Variable(0.0, dtype=tf.float64, trainable=False)
+    checkpoint = tf.train.Checkpoint(
+        model=model, ema_model=ema_model, optimizer=optimizer, step=step_counter, elapsed=elapsed_counter
+    )
+    manager = tf.train.CheckpointManager(checkpoint, str(run_dir / runs.CHECKPOINT_DIR), max_to_keep=2)
+    metrics = _MetricsLog(run_dir / runs.METRICS_FILE)
+    if resume:
+        if manager.latest_checkpoint is None:
+            raise RunFolderError(f"{run_dir}: nothing to resume (no checkpoint yet); start it again with --overwrite")
+        checkpoint.restore(manager.latest_checkpoint)
+        metrics.truncate_after(int(step_counter.numpy()))
+        log(f"resumed {run_dir} at step {int(step_counter.numpy())}")
+
+    start_step = int(step_counter.numpy())
+    sampler = PatchSampler(
+        train_pairs, patch_size=config.patch_size, batch_size=config.batch_size, seed=config.seed + start_step
+    )
+    if sampler.skipped:
+        log(f"skipped {sampler.skipped} training image(s) smaller than a {config.patch_size}px LR patch")
+    batches = iter(strategy.experimental_distribute_dataset(patch_dataset(sampler)))
+
+    train_steps = {
+        loss_name: make_train_step(strategy, model, ema_model, optimizer, loss_name=loss_name, global_batch=config.batch_size)
+        for loss_name in ("l1", "l2")
+    }
+    ema_upscale = keras_upscaler(ema_model)
+    bicubic_val = evaluate_pairs(bicubic_upscaler(config.scale), val_pairs, model="bicubic", dataset=val_name, scale=config.scale)
+
+    def validate(step: int) -> float:
+        report = evaluate_pairs(ema_upscale, val_pairs, model=config.model, dataset=val_name, scale=config.scale)
+        metrics.add({"step": step, "val_psnr_y": report.mean_psnr_y, "val_ssim_y": report.mean_ssim_y})
+        return report.mean_psnr_y
+
+    def save_checkpoint(step: int, elapsed: float) -> None:
+        step_counter.assign(step)
+        elapsed_counter.assign(elapsed)
+        manager.save(checkpoint_number=step)
+
+    step = start_step
+    elapsed = float(elapsed_counter.numpy())
+    validation_interval = 1.0 / config.validations
+    next_validation = (math.floor(config.progress(step, elapsed) / validation_interval) + 1) * validation_interval
+    last_checkpoint = last_log = time.monotonic()
+    window_start, window_steps, window_loss = time.monotonic(), 0, 0.0
+    val_psnr = float("nan")
+    log(f"training {config.model} x{config.scale} ({model.count_params():,} parameters) into {run_dir}; "
+        f"batch {config.batch_size} of {config.patch_size}x{config.patch_size} LR patches; "
+        f"bicubic on {val_name}: {bicubic_val.mean_psnr_y:.2f} dB")
+    try:
+        clock = time.monotonic()
+        while config.progress(step, elapsed) < 1.0:
+            progress = config.progress(step, elapsed)
+            optimizer.learning_rate.assign(config.learning_rate_at(step, progress))
+            loss_name = "l2" if progress >= 1.0 - config.l2_finetune_fraction else "l1"
+            lr_batch, hr_batch = next(batches)
+            # the EMA's warm-up keeps early averages from clinging to the random initial weights
+            ema_decay = min(config.ema_decay, (1.0 + step) / (10.0 + step))
+            loss = train_steps[loss_name](lr_batch, hr_batch, tf.constant(ema_decay, tf.float32))
+            step += 1
+            window_steps += 1
+            window_loss += float(loss)
+            now = time.monotonic()
+            elapsed += now - clock
+            clock = now
+            progress = config.progress(step, elapsed)
+            validating = progress >= next_validation - 1e-9 or progress >= 1.0
+            if validating:
+                val_psnr = validate(step)
+                next_validation += validation_interval
+                clock = time.monotonic()  # validation time does not count against the budget
+            if validating or now - last_log >= 10.0:
+                rate = window_steps / max(1e-9, now - window_start)
+                metrics.add({"step": step, "loss": window_loss / window_steps, "lr": float(optimizer.learning_rate.numpy()),
+                             "loss_name": loss_name, "steps_per_s": rate, "elapsed_s": elapsed})
+                eta = (1.0 - progress) * elapsed / max(progress, 1e-9)
+                log(f"step {step:>6} | {loss_name} loss {window_loss / window_steps:8.4f} | "
+                    f"lr {float(optimizer.learning_rate.numpy()):.1e} | {rate:5.1f} steps/s | "
+                    f"val {val_psnr:6.2f} dB (bicubic {bicubic_val.mean_psnr_y:.2f}) | "
+                    f"{100 * progress:5.1f}% | ETA {_format_duration(eta)}")
+                window_start, window_steps, window_loss, last_log = time.monotonic(), 0, 0.0, time.monotonic()
+                clock = time.monotonic()
+            if now - last_checkpoint >= config.checkpoint_seconds:
+                save_checkpoint(step, elapsed)
+                last_checkpoint = clock = time.monotonic()
+    except KeyboardInterrupt:
+        save_checkpoint(step, elapsed)
+        raise TrainingInterrupted(
+            f"interrupted at step {step}; checkpoint saved, continue with: mobile-sr train --out {run_dir} --resume"
+        ) from None
+
+    save_checkpoint(step, elapsed)
+    weights_path = run_dir / runs.WEIGHTS_FILE
+    partial = weights_path.with_name(f".partial.{weights_path.name}")  # same suffix, same format
+    ema_model.save_weights(str(partial))
+    partial.replace(weights_path)
+    train_records = [r for r in metrics.records if "steps_per_s" in r and r["step"] > start_step]
+    summary = {
+        "model": config.model,
+        "scale": config.scale,
+        "parameters": int(model.count_params()),
+        "train_data": dataset_name,
+        "val_data": val_name,
+        "steps": step,
+        "train_seconds": round(elapsed, 1),
+        "steps_per_s": round(float(np.mean([r["steps_per_s"] for r in train_records])), 2) if train_records else None,
+        "val_psnr_y": round(val_psnr, 4),
+        "val_bicubic_psnr_y": round(bicubic_val.mean_psnr_y, 4),
+        "val_gain_over_bicubic_db": round(val_psnr - bicubic_val.mean_psnr_y, 4),
+    }
+    runs.write_json(run_dir / runs.SUMMARY_FILE, summary)
+    plot_training_curve(metrics.records, run_dir / runs.CURVE_FILE,
+                        title=f"{config.model} x{config.scale} on {dataset_name}", baseline_psnr=bicubic_val.mean_psnr_y)
+    log(f"done: {step} steps in {_format_duration(elapsed)}; validation PSNR-Y {val_psnr:.3f} dB, "
+        f"{summary['val_gain_over_bicubic_db']:+.3f} dB over bicubic; weights in {weights_path}")
+    return summary

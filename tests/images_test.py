@@ -1,0 +1,59 @@
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from mobile_sr.errors import ImageError
+from mobile_sr.images import load_rgb, save_png
+
+
+def test_rgb_png_round_trip(tmp_path):
+    image = np.random.default_rng(0).integers(0, 256, (7, 9, 3), dtype=np.uint8)
+    save_png(tmp_path / "a.png", image)
+    np.testing.assert_array_equal(load_rgb(tmp_path / "a.png"), image)
+    assert not list(tmp_path.glob(".*tmp"))  # atomic write left no temporary file
+
+
+def test_gray_becomes_rgb(tmp_path):
+    Image.fromarray(np.arange(12, dtype=np.uint8).reshape(3, 4)).save(tmp_path / "g.png")
+    rgb = load_rgb(tmp_path / "g.png")
+    assert rgb.shape == (3, 4, 3)
+    np.testing.assert_array_equal(rgb[..., 0], rgb[..., 2])
+
+
+def test_rgba_drops_alpha(tmp_path):
+    rgba = np.zeros((4, 4, 4), np.uint8)
+    rgba[..., 0], rgba[..., 3] = 200, 10
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
+    assert (load_rgb(tmp_path / "a.png") == [200, 0, 0]).all()
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
+def test_16_bit_is_rounded_to_8_bit(tmp_path, suffix):
+    deep = np.full((4, 5, 3), 257 * 100 + 128, np.uint16)
+    deep[..., 2] = 65535  # cv2 writes BGR: this is red
+    cv2.imwrite(str(tmp_path / f"d{suffix}"), deep)
+    rgb = load_rgb(tmp_path / f"d{suffix}")
+    assert rgb.dtype == np.uint8 and (rgb[..., 0] == 255).all() and (rgb[..., 1] == 100).all()
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg"])
+def test_truncated_file_is_an_error(tmp_path, suffix):
+    path = tmp_path / f"t{suffix}"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(path)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(ImageError, match="truncated|damaged|not a readable"):
+        load_rgb(path)
+
+
+def test_not_an_image(tmp_path):
+    (tmp_path / "x.png").write_text("hello")
+    with pytest.raises(ImageError, match="not a readable image"):
+        load_rgb(tmp_path / "x.png")
+
+
+def test_missing_file():
+    with pytest.raises(ImageError, match="no such file"):
+        load_rgb(Path("/nonexistent/a.png"))

@@ -1,0 +1,68 @@
+"""Registry-wide model tests: a newly registered model is tested without writing a test."""
+
+import numpy as np
+import pytest
+
+from mobile_sr.backend import keras
+from mobile_sr.errors import ConfigError
+from mobile_sr.models import build_model, get_model_spec, make_config, model_names
+
+
+@pytest.fixture(scope="module", params=model_names())
+def name(request):
+    return request.param
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_output_shape_and_range(name, scale):
+    model = build_model(name, make_config(name, scale=scale))
+    lr = np.random.default_rng(0).uniform(0, 255, (2, 11, 13, 3)).astype(np.float32)
+    sr = model(lr).numpy()
+    assert sr.shape == (2, 11 * scale, 13 * scale, 3)
+    assert np.isfinite(sr).all() and sr.min() >= 0 and sr.max() <= 255
+
+
+def test_parameter_budget(name):
+    spec = get_model_spec(name)
+    assert build_model(name).count_params() <= spec.param_budget
+
+
+def test_config_round_trip(name):
+    config = make_config(name, scale=2)
+    assert type(config).from_dict(config.to_dict()) == config
+
+
+def test_keras_config_round_trip(name):
+    model = build_model(name)
+    clone = keras.Model.from_config(model.get_config())
+    clone.set_weights(model.get_weights())
+    lr = np.random.default_rng(1).uniform(0, 255, (1, 8, 8, 3)).astype(np.float32)
+    np.testing.assert_allclose(clone(lr).numpy(), model(lr).numpy(), atol=1e-4)
+
+
+def test_no_lambda_or_nested_models(name):
+    for layer in build_model(name).layers:
+        assert not isinstance(layer, (keras.layers.Lambda, keras.Model)), layer.name
+
+
+def test_invalid_configs(name):
+    with pytest.raises(ConfigError, match="scale"):
+        make_config(name, scale=5)
+    with pytest.raises(ConfigError, match="no field"):
+        make_config(name, colour="red")
+    with pytest.raises(ConfigError, match="integer"):
+        make_config(name, scale=3.0)
+
+
+def test_unknown_model_lists_the_registry():
+    with pytest.raises(ConfigError, match="registered models: .*scsrn"):
+        build_model("nope")
+
+
+def test_abpn_anchor_is_nearest_neighbour_upscaling():
+    model = build_model("abpn", make_config("abpn", scale=2))
+    for layer in model.layers:
+        if layer.name.startswith("tail_conv2"):
+            layer.set_weights([np.zeros_like(w) for w in layer.get_weights()])
+    lr = np.random.default_rng(2).uniform(0, 255, (1, 5, 6, 3)).astype(np.float32)
+    np.testing.assert_allclose(model(lr).numpy()[0], lr[0].repeat(2, 0).repeat(2, 1), atol=1e-4)

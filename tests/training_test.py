@@ -1,0 +1,93 @@
+import json
+
+import numpy as np
+import pytest
+
+from mobile_sr import runs
+from mobile_sr.errors import ConfigError, RunFolderError
+from mobile_sr.runs import load_trained_model
+from mobile_sr.training import TrainConfig, train
+
+TINY = dict(model="scsrn", scale=2, model_options={"channels": 8, "feature_convs": 2}, batch_size=4,
+            patch_size=16, warmup_steps=5, validations=2, l2_finetune_fraction=0.2)
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("data")
+    from conftest import textured_image
+    from mobile_sr.images import save_png
+
+    for index in range(3):
+        save_png(folder / f"{index}.png", textured_image(80, 96, seed=index))
+    run_dir = tmp_path_factory.mktemp("runs") / "tiny"
+    config = TrainConfig(data=str(folder), steps=24, **TINY)
+    summary = train(config, run_dir=run_dir, log=lambda _: None)
+    return run_dir, summary, config
+
+
+def test_run_folder_contents(trained_run):
+    run_dir, summary, _ = trained_run
+    for name in (runs.CONFIG_FILE, runs.WEIGHTS_FILE, runs.SUMMARY_FILE, runs.METRICS_FILE, runs.CURVE_FILE):
+        assert (run_dir / name).is_file(), name
+    assert summary["steps"] == 24 and np.isfinite(summary["val_psnr_y"])
+    records = [json.loads(line) for line in (run_dir / runs.METRICS_FILE).read_text().splitlines()]
+    assert any(r.get("loss_name") == "l2" for r in records)  # the L2 phase ran at the end
+    assert sum("val_psnr_y" in r for r in records) == 2
+
+
+def test_trained_model_loads_back(trained_run):
+    run_dir, summary, _ = trained_run
+    model, config = load_trained_model(run_dir)
+    assert config["model"] == "scsrn" and config["model_config"]["channels"] == 8
+    assert model(np.zeros((1, 8, 8, 3), np.float32)).shape == (1, 16, 16, 3)
+
+
+def test_resume_continues_from_the_checkpoint(trained_run, tmp_path):
+    run_dir, _, config = trained_run
+    summary = train(TrainConfig.from_dict({**config.to_dict(), "steps": 30}), run_dir=run_dir, resume=True,
+                    log=lambda _: None)
+    assert summary["steps"] == 30
+    steps = [json.loads(line)["step"] for line in (run_dir / runs.METRICS_FILE).read_text().splitlines()]
+    assert steps == sorted(steps)
+
+
+def test_existing_run_is_not_overwritten_silently(trained_run):
+    run_dir, _, config = trained_run
+    with pytest.raises(RunFolderError, match="--resume.*--overwrite"):
+        train(config, run_dir=run_dir, log=lambda _: None)
+
+
+def test_resume_without_a_run(tmp_path):
+    with pytest.raises(RunFolderError, match="no such run folder"):
+        train(TrainConfig(steps=1), run_dir=tmp_path / "none", resume=True)
+
+
+def test_broken_run_folder(tmp_path):
+    (tmp_path / runs.CONFIG_FILE).write_text("{not json")
+    with pytest.raises(RunFolderError, match="damaged"):
+        load_trained_model(tmp_path)
+    with pytest.raises(RunFolderError, match="not a run folder"):
+        load_trained_model(tmp_path.parent)
+
+
+@pytest.mark.parametrize(
+    "options,match",
+    [({"steps": 0}, "steps"), ({"lr_schedule": "linear"}, "lr_schedule"), ({"scale": 5}, "scale"),
+     ({"l2_finetune_fraction": 1.0}, "l2_finetune")],
+)
+def test_invalid_training_config(options, match):
+    with pytest.raises(Exception, match=match) as info:
+        TrainConfig(**options)
+    assert isinstance(info.value, (ConfigError,)) or "scale" in match
+
+
+def test_schedule_follows_progress():
+    config = TrainConfig(steps=100, learning_rate=1e-3, warmup_steps=0, lr_milestones=(0.5, 0.9), lr_gamma=0.1)
+    assert config.learning_rate_at(10, config.progress(10, 0)) == pytest.approx(1e-3)
+    assert config.learning_rate_at(60, config.progress(60, 0)) == pytest.approx(1e-4)
+    assert config.learning_rate_at(95, config.progress(95, 0)) == pytest.approx(1e-5)
+    timed = TrainConfig(minutes=1.0)
+    assert timed.progress(10**6, 30.0) == pytest.approx(0.5)
+    cosine = TrainConfig(steps=10, lr_schedule="cosine", warmup_steps=0, lr_min=0.0)
+    assert cosine.learning_rate_at(5, 0.5) == pytest.approx(cosine.learning_rate / 2)
