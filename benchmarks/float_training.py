@@ -28,7 +28,7 @@ from pathlib import Path
 from mobile_sr.data import load_sr_pairs, shared_datasets_dir
 from mobile_sr.evaluation import bicubic_upscaler, evaluate_pairs, keras_upscaler, write_crops
 from mobile_sr.images import atomic_write_bytes
-from mobile_sr.plots import _pyplot, _save_figure
+from mobile_sr.plots import pyplot, save_figure
 from mobile_sr.runs import load_trained_model, read_run_config
 from mobile_sr.training import measure_step_time
 
@@ -78,7 +78,7 @@ def _train_all(args, data: Path, out: Path) -> None:
 
 
 def _plot(results: dict, path: Path) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     figure, axis = plt.subplots(figsize=(7, 4))
     names = ["bicubic", *MODELS]
     width = 0.8 / len(TEST_SETS)
@@ -90,7 +90,7 @@ def _plot(results: dict, path: Path) -> None:
     axis.set(ylabel="PSNR-Y (dB)", title=f"float x{SCALE}, {results['minutes']} min training each")
     axis.set_ylim(26, None)
     axis.legend()
-    _save_figure(figure, path)
+    save_figure(figure, path)
 
 
 def main() -> None:

@@ -14,9 +14,22 @@ if "tensorflow" in sys.modules and os.environ.get("TF_USE_LEGACY_KERAS") != "1":
         "Import mobile_sr.backend first, or set TF_USE_LEGACY_KERAS=1 before importing TensorFlow."
     )
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # hides the CUDA probe noise on CPU hosts
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import tensorflow as tf  # noqa: E402
-import tf_keras as keras  # noqa: E402
+from mobile_sr.native_logs import silenced_native_stderr  # noqa: E402
 
-__all__ = ["tf", "keras"]
+with silenced_native_stderr():
+    import tensorflow as tf
+    import tf_keras as keras
+
+    tf.config.list_physical_devices()  # the device probe logs once, here
+
+
+def import_tfmot():
+    """tensorflow-model-optimization, imported on first use (it re-runs TF's noisy start-up)."""
+    with silenced_native_stderr():
+        import tensorflow_model_optimization as tfmot
+    return tfmot
+
+
+__all__ = ["tf", "keras", "import_tfmot"]

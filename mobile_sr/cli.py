@@ -106,24 +106,102 @@ def train(model_name, data, val_data, scale, steps, minutes, batch_size, patch_s
     run_training(config, run_dir=run_dir, resume=resume, overwrite=overwrite, log=_echo)
 
 
+@main.command()
+@click.option("--run", "float_run", type=click.Path(path_type=Path), required=True, help="Float run folder to fine-tune.")
+@click.option("--data", default=None, help="Training data (default: the float run's).")
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="Step budget.")
+@click.option("--minutes", type=click.FloatRange(min=0, min_open=True), default=None, help="Time budget (default 8 when --steps is not given either).")
+@click.option("--lr", "learning_rate", type=float, default=1e-4, show_default=True, help="Peak Adam learning rate.")
+@click.option("--clip-sigmas", type=click.FloatRange(min=0, min_open=True), default=3.0, show_default=True,
+              help="Clip each conv output channel's weights to this many RMS of its float weights.")
+@click.option("--symmetry", "symmetry_strength", type=click.FloatRange(min=0), default=1e-2, show_default=True,
+              help="Strength of the symmetric-weight regularizer.")
+@click.option("--plain", is_flag=True, help="Plain QAT: no weight clipping, no regularizer.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for TensorFlow.")
+@click.option("--out", "run_dir", type=click.Path(file_okay=False, path_type=Path), default=None, help="QAT run folder (default <float run>-qat).")
+@click.option("--resume", is_flag=True, help="Continue the QAT run in --out.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing run in --out.")
+def qat(float_run, data, steps, minutes, learning_rate, clip_sigmas, symmetry_strength, plain, threads, run_dir,
+        resume, overwrite) -> None:
+    """Quantization-aware fine-tuning of a float run, with weight clipping and the symmetric regularizer."""
+    from mobile_sr.runs import read_run_config
+    from mobile_sr.training import TrainConfig, train as run_training
+
+    _set_threads(threads)
+    base = read_run_config(float_run)
+    config = TrainConfig.from_dict({
+        **base["train"], "data": data or base["train"]["data"], "steps": steps, "minutes": minutes,
+        "learning_rate": learning_rate, "warmup_steps": 0, "l2_finetune_fraction": 0.0, "init_from": str(float_run),
+        "qat": True, "clip_sigmas": None if plain else clip_sigmas, "symmetry_strength": 0.0 if plain else symmetry_strength,
+    })
+    run_dir = run_dir or Path(float_run).with_name(Path(float_run).name + ("-qat-plain" if plain else "-qat"))
+    run_training(config, run_dir=run_dir, resume=resume, overwrite=overwrite, log=_echo)
+
+
+@main.command()
+@click.option("--run", "run_dir", type=click.Path(path_type=Path), default=None, help="Run folder (default: the most recent under runs/).")
+@click.option("--int8", "mode", flag_value="int8", help="Full-integer int8 (QAT run, or post-training quantization of a float run).")
+@click.option("--float", "mode", flag_value="float", help="Float32.")
+@click.option("--fp16", "mode", flag_value="fp16", help="Float16 weights.")
+@click.option("--input-size", default="360x640", show_default=True, help="LR input HxW, or 'dynamic'.")
+@click.option("--io-type", type=click.Choice(["uint8", "int8"]), default="uint8", show_default=True, help="int8 model input/output type.")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Output .tflite (default export/<run>_<mode>_<size>.tflite); a JSON report goes next to it.")
+def export(run_dir, mode, input_size, io_type, out_path) -> None:
+    """Export a trained run to .tflite and verify it in the LiteRT interpreter."""
+    from mobile_sr.export import export_run, latest_run, parse_input_size
+
+    if mode is None:
+        raise click.UsageError("choose one of --int8, --float or --fp16")
+    try:
+        size = parse_input_size(input_size)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--input-size") from None
+    export_run(run_dir=run_dir or latest_run(), mode=mode, input_size=size, io_type=io_type, out_path=out_path, log=_echo)
+
+
+@main.command()
+@click.option("--tflite", "tflite_path", type=click.Path(path_type=Path), required=True, help="Exported .tflite SR model.")
+@click.argument("source", type=click.Path(path_type=Path))
+@click.argument("destination", type=click.Path(path_type=Path))
+@click.option("--tile", is_flag=True, help="Run in tiles of the model's input size (default: whole image).")
+@click.option("--threads", type=click.IntRange(min=1), default=None)
+def upscale(tflite_path, source, destination, tile, threads) -> None:
+    """Upscale an image (or every image of a folder into a folder) with a .tflite model."""
+    from mobile_sr.upscale import upscale_path
+
+    for written in upscale_path(tflite_path=tflite_path, source=source, destination=destination, tile=tile, threads=threads):
+        click.echo(f"wrote {written}")
+
+
 @main.command("eval")
 @click.option("--run", "run_dir", type=click.Path(path_type=Path), default=None, help="Run folder of a trained model.")
-@click.option("--model", "model_name", type=click.Choice(["bicubic"]), default=None, help="A model-free baseline instead of --run.")
+@click.option("--tflite", "tflite_path", type=click.Path(path_type=Path), default=None, help="A .tflite model, run in LiteRT.")
+@click.option("--model", "model_name", type=click.Choice(["bicubic"]), default=None, help="A model-free baseline.")
 @click.option("--data", required=True, help="Folder of HR images, or a named set (set5, set14, default).")
 @click.option("--scale", "scales", callback=_parse_scales, default=None, help="Scale(s), e.g. 3 or 2,3,4 (default: the run's scale).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the report here (a list when several scales) and the crops PNG next to it.")
 @click.option("--quiet", is_flag=True, help="Only print the mean of each scale.")
-def eval_command(run_dir, model_name, data, scales, json_path, quiet) -> None:
-    """PSNR/SSIM on Y (BT.601, scale pixels shaved) of a trained run or bicubic on HR images."""
+@click.option("--tile", is_flag=True, help="With --tflite: run in tiles of the model's input size.")
+def eval_command(run_dir, tflite_path, model_name, data, scales, json_path, quiet, tile) -> None:
+    """PSNR/SSIM on Y (BT.601, scale pixels shaved) of a run, a .tflite or bicubic on HR images."""
     from mobile_sr.data import load_sr_pairs
     from mobile_sr.evaluation import (
         bicubic_upscaler, evaluate_pairs, format_report, write_crops, write_report,
     )
 
-    if (run_dir is None) == (model_name is None):
-        raise click.UsageError("give exactly one of --run RUN_DIR or --model bicubic")
-    if run_dir is not None:
+    if sum(v is not None for v in (run_dir, tflite_path, model_name)) != 1:
+        raise click.UsageError("give exactly one of --run RUN_DIR, --tflite FILE or --model bicubic")
+    if tflite_path is not None:
+        from mobile_sr.tflite import TFLiteUpscaler
+
+        upscaler = TFLiteUpscaler(tflite_path, tile=tile)
+        if scales not in (None, [upscaler.scale]):
+            raise click.UsageError(f"{tflite_path} is x{upscaler.scale}; drop --scale or pass --scale {upscaler.scale}")
+        scales = [upscaler.scale]
+        name, upscaler_for = tflite_path.stem, lambda _scale: upscaler
+    elif run_dir is not None:
         from mobile_sr.evaluation import keras_upscaler
         from mobile_sr.runs import load_trained_model
 

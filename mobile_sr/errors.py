@@ -24,3 +24,11 @@ class MetricInputError(MobileSRError, ValueError):
 
 class RunFolderError(MobileSRError):
     """A training run folder is missing, incomplete or would be overwritten."""
+
+
+class QuantizationError(MobileSRError):
+    """A model cannot be quantized or converted to a full-integer TFLite graph."""
+
+
+class TFLiteError(MobileSRError):
+    """A .tflite file is missing, invalid, or does not run in the LiteRT interpreter."""

@@ -10,7 +10,8 @@ import numpy as np
 from mobile_sr.images import atomic_write_bytes
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot on the file-only Agg backend."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -19,16 +20,17 @@ def _pyplot():
     return plt
 
 
-def _save_figure(figure, path: Path) -> None:
+def save_figure(figure, path: Path) -> None:
+    """Write a figure as PNG atomically and free it."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    _pyplot().close(figure)
+    pyplot().close(figure)
     atomic_write_bytes(path, buffer.getvalue())
 
 
 def plot_training_curve(records: list[dict], path: Path, *, title: str, baseline_psnr: float | None) -> None:
     """Loss and validation PSNR against step, from the run's metrics log."""
-    plt = _pyplot()
+    plt = pyplot()
     train = [r for r in records if "loss" in r]
     val = [r for r in records if "val_psnr_y" in r]
     figure, (loss_axis, psnr_axis) = plt.subplots(1, 2, figsize=(11, 4))
@@ -42,7 +44,7 @@ def plot_training_curve(records: list[dict], path: Path, *, title: str, baseline
     for axis in (loss_axis, psnr_axis):
         axis.grid(alpha=0.3)
     figure.suptitle(title)
-    _save_figure(figure, path)
+    save_figure(figure, path)
 
 
 def _most_different_window(a: np.ndarray, b: np.ndarray, size: int) -> tuple[int, int]:
@@ -64,7 +66,7 @@ def save_crop_comparison(rows: list[tuple[str, dict[str, np.ndarray]]], path: Pa
     The crop is where the first and last version (bicubic and HR) differ most: the detail an SR
     model has to restore.
     """
-    plt = _pyplot()
+    plt = pyplot()
     columns = len(rows[0][1])
     figure, axes = plt.subplots(len(rows), columns, figsize=(3 * columns, 3.2 * len(rows)), squeeze=False)
     for row_axes, (title, versions) in zip(axes, rows):
@@ -75,4 +77,4 @@ def save_crop_comparison(rows: list[tuple[str, dict[str, np.ndarray]]], path: Pa
             axis.imshow(image[top : top + size, left : left + size], interpolation="nearest")
             axis.set_title(f"{title}\n{label}", fontsize=9)
             axis.axis("off")
-    _save_figure(figure, path)
+    save_figure(figure, path)

@@ -45,16 +45,31 @@ def read_run_config(run_dir: Path) -> dict:
     return config
 
 
+def is_qat_run(config: dict) -> bool:
+    return bool(config.get("train", {}).get("qat"))
+
+
+def build_run_model(config: dict):
+    """A fresh model shaped as the run's: the registered model, QAT-wrapped for a QAT run."""
+    from mobile_sr.models import build_model, make_config
+
+    model = build_model(config["model"], make_config(config["model"], **config["model_config"]))
+    if is_qat_run(config):
+        from mobile_sr.quantization.qat import quantize_for_training
+
+        model = quantize_for_training(model)
+    return model
+
+
 def load_trained_model(run_dir: Path):
     """Rebuild the run's model from its config and load the final weights (or the latest
     checkpoint of an unfinished run). Returns ``(model, run_config)``."""
     from mobile_sr.backend import tf
-    from mobile_sr.models import build_model, make_config
 
     run_dir = Path(run_dir)
     config = read_run_config(run_dir)
     try:
-        model = build_model(config["model"], make_config(config["model"], **config["model_config"]))
+        model = build_run_model(config)
     except ConfigError as exc:
         raise RunFolderError(f"{run_dir / CONFIG_FILE}: invalid model config: {exc}") from None
     weights = run_dir / WEIGHTS_FILE

@@ -24,7 +24,7 @@ import numpy as np
 
 from mobile_sr import runs
 from mobile_sr.data.patches import PatchSampler, patch_dataset
-from mobile_sr.data.sr import check_scale, describe_pairs, load_sr_pairs, split_train_val
+from mobile_sr.data.sr import SUPPORTED_SCALES, describe_pairs, load_sr_pairs, split_train_val
 from mobile_sr.errors import ConfigError, MobileSRError, RunFolderError
 from mobile_sr.evaluation import bicubic_upscaler, evaluate_pairs, keras_upscaler
 from mobile_sr.plots import plot_training_curve
@@ -60,10 +60,15 @@ class TrainConfig:
     validations: int = 20  # validation runs over the whole budget
     seed: int = 0
     checkpoint_seconds: float = 120.0
+    init_from: str | None = None  # a float run folder whose weights start this run
+    qat: bool = False  # quantization-aware training (needs init_from)
+    clip_sigmas: float | None = None  # weight clipping, see mobile_sr.quantization.weights
+    symmetry_strength: float = 0.0  # symmetric-weight regularizer strength (0: off)
 
     def __post_init__(self) -> None:
-        check_scale(self.scale)
         problems = []
+        if self.scale not in SUPPORTED_SCALES:
+            problems.append(f"scale must be one of {SUPPORTED_SCALES}, got {self.scale}")
         if self.steps is not None and self.steps < 1:
             problems.append(f"steps must be >= 1, got {self.steps}")
         if self.minutes is not None and self.minutes <= 0:
@@ -82,6 +87,12 @@ class TrainConfig:
             problems.append(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.validations < 1:
             problems.append(f"validations must be >= 1, got {self.validations}")
+        if self.qat and not self.init_from:
+            problems.append("QAT fine-tunes a trained float model: give the float run folder (init_from / --run)")
+        if self.clip_sigmas is not None and self.clip_sigmas <= 0:
+            problems.append(f"clip_sigmas must be > 0, got {self.clip_sigmas}")
+        if self.symmetry_strength < 0:
+            problems.append(f"symmetry_strength must be >= 0, got {self.symmetry_strength}")
         if problems:
             raise ConfigError("; ".join(problems))
 
@@ -179,9 +190,10 @@ def _pre_clip_view(model):
     return keras.Model(model.input, last.input) if isinstance(last, ClipToRange) else model
 
 
-def make_train_step(strategy, model, ema_model, optimizer, *, loss_name: str, global_batch: int):
+def make_train_step(strategy, model, ema_model, optimizer, *, loss_name: str, global_batch: int, shaping=None):
     """A compiled ``step(lr, hr, ema_decay) -> loss``: one optimizer step on ``model`` (its pre-clip
-    output against ``hr``), then ``ema_model``'s weights move toward ``model``'s by ``1 - ema_decay``."""
+    output against ``hr``, plus the weight-shaping penalty), the weight clip if any, then
+    ``ema_model``'s weights move toward ``model``'s by ``1 - ema_decay``."""
     from mobile_sr.backend import tf
 
     trainable = _pre_clip_view(model)
@@ -191,6 +203,8 @@ def make_train_step(strategy, model, ema_model, optimizer, *, loss_name: str, gl
             error = trainable(lr, training=True) - hr
             per_example = tf.reduce_mean(tf.abs(error) if loss_name == "l1" else tf.square(error), axis=[1, 2, 3])
             loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
+            if shaping is not None:
+                loss += shaping.penalty() / strategy.num_replicas_in_sync
         gradients = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(gradients, model.trainable_variables))
         return loss
@@ -198,8 +212,13 @@ def make_train_step(strategy, model, ema_model, optimizer, *, loss_name: str, gl
     @tf.function
     def train_step(lr, hr, ema_decay):
         loss = strategy.reduce("SUM", strategy.run(replica_step, args=(lr, hr)), axis=None)
+        if shaping is not None:
+            shaping.apply_clip()
         for average, weight in zip(ema_model.weights, model.weights):
-            average.assign(ema_decay * average + (1.0 - ema_decay) * weight)
+            if weight.dtype.is_floating:
+                average.assign(ema_decay * average + (1.0 - ema_decay) * weight)
+            else:  # counters, e.g. the QAT wrappers' step
+                average.assign(weight)
         return loss
 
     return train_step
@@ -276,18 +295,39 @@ def train(
     from mobile_sr.models import build_model, make_config
 
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config)
-    model_config = make_config(config.model, scale=config.scale, **config.model_options)
+    init_model = None
+    if config.init_from:
+        init_model, init_config = runs.load_trained_model(Path(config.init_from))
+        if init_config["train"].get("qat"):
+            raise ConfigError(f"{config.init_from} is a QAT run; start from the float run it came from")
+        model_config = make_config(init_config["model"], **init_config["model_config"])
+        if (config.model, config.scale) != (init_config["model"], model_config.scale):
+            raise ConfigError(f"{config.init_from} holds {init_config['model']} x{model_config.scale}, "
+                              f"not {config.model} x{config.scale}")
+    else:
+        model_config = make_config(config.model, scale=config.scale, **config.model_options)
     config = _prepare_run_dir(run_dir, config, resume=resume, overwrite=overwrite)
-    runs.write_json(run_dir / runs.CONFIG_FILE, {
-        "model": config.model, "model_config": model_config.to_dict(), "train": config.to_dict(),
-    })
+    run_config = {"model": config.model, "model_config": model_config.to_dict(), "train": config.to_dict()}
+    runs.write_json(run_dir / runs.CONFIG_FILE, run_config)
     dataset_name, train_pairs, val_name, val_pairs = _load_data(config, log)
 
     strategy = _choose_strategy()
     with strategy.scope():
         model = build_model(config.model, model_config)
-        ema_model = build_model(config.model, model_config)
+        if init_model is not None:
+            model.set_weights(init_model.get_weights())
+        if config.qat:
+            from mobile_sr.quantization.qat import quantize_for_training
+
+            model = quantize_for_training(model)
+        ema_model = runs.build_run_model(run_config)
         ema_model.set_weights(model.get_weights())
+        shaping = None
+        if config.clip_sigmas or config.symmetry_strength:
+            from mobile_sr.quantization.weights import WeightShaping, conv_kernels
+
+            shaping = WeightShaping(conv_kernels(model), clip_sigmas=config.clip_sigmas,
+                                    symmetry_strength=config.symmetry_strength)
         optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate)
         step_counter = tf.Variable(0, dtype=tf.int64, trainable=False)
         elapsed_counter = tf.Variable(0.0, dtype=tf.float64, trainable=False)
@@ -312,7 +352,8 @@ def train(
     batches = iter(strategy.experimental_distribute_dataset(patch_dataset(sampler)))
 
     train_steps = {
-        loss_name: make_train_step(strategy, model, ema_model, optimizer, loss_name=loss_name, global_batch=config.batch_size)
+        loss_name: make_train_step(strategy, model, ema_model, optimizer, loss_name=loss_name,
+                                   global_batch=config.batch_size, shaping=shaping)
         for loss_name in ("l1", "l2")
     }
     ema_upscale = keras_upscaler(ema_model)

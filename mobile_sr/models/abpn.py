@@ -28,7 +28,9 @@ def build_abpn(config: ABPNConfig):
         features = conv3x3(config.channels, f"feature_conv{index + 1}", "relu")(features)
     out_channels = 3 * config.scale**2
     features = conv3x3(out_channels, "tail_conv1", "relu")(features)
-    residual = conv3x3(out_channels, "tail_conv2")(features)
+    # Zero-initialised, the net starts as nearest-neighbour upscaling: with a random last conv the
+    # first, huge errors on [0, 255] pixels killed every ReLU of tail_conv1 in our runs.
+    residual = conv3x3(out_channels, "tail_conv2", kernel_initializer="zeros")(features)
     anchor = RepeatChannels(config.scale**2, name="anchor")(lr)
     merged = keras.layers.Add(name="anchor_add")([residual, anchor])
     hr = DepthToSpace(config.scale, name="depth_to_space")(merged)

@@ -65,10 +65,10 @@ class RepeatChannels(keras.layers.Layer):
         return {**super().get_config(), "times": self.times}
 
 
-def conv3x3(filters: int, name: str, activation: str | None = None):
-    """A 3x3 'same' convolution with He initialisation, the building block of the plain SR nets."""
+def conv3x3(filters: int, name: str, activation: str | None = None, kernel_initializer: str = "he_normal"):
+    """A 3x3 'same' convolution (He initialisation by default), the building block of the plain SR nets."""
     return keras.layers.Conv2D(
-        filters, 3, padding="same", activation=activation, kernel_initializer="he_normal", name=name
+        filters, 3, padding="same", activation=activation, kernel_initializer=kernel_initializer, name=name
     )
 
 

@@ -5,6 +5,8 @@ the memory copies of the repeat and without passing through quantized features."
 
 from __future__ import annotations
 
+import numpy as np
+
 from mobile_sr.backend import keras
 from mobile_sr.models.config import PlainSRConfig
 from mobile_sr.models.layers import ClipToRange, DepthToSpace, conv3x3, lr_input
@@ -27,7 +29,16 @@ def build_scsrn(config: SCSRNConfig):
     for index in range(config.feature_convs):
         features = conv3x3(config.channels, f"feature_conv{index + 1}", "relu")(features)
     merged = keras.layers.Concatenate(name="skip_concat")([features, lr])
-    residual = conv3x3(3 * config.scale**2, "output_conv")(merged)
-    hr = DepthToSpace(config.scale, name="depth_to_space")(residual)
+    output_conv = conv3x3(3 * config.scale**2, "output_conv", kernel_initializer="zeros")
+    hr = DepthToSpace(config.scale, name="depth_to_space")(output_conv(merged))
     hr = ClipToRange(0.0, 255.0, name="clip")(hr)
-    return keras.Model(lr, hr, name="scsrn")
+    model = keras.Model(lr, hr, name="scsrn")
+    # Start as nearest-neighbour upscaling, as ABPN's anchor does: the skipped LR pixels copied to
+    # every sub-pixel, the features' weights zero. From a random output conv, SCSRN first spends
+    # thousands of steps learning to pass the image through.
+    kernel = np.zeros(output_conv.kernel.shape, np.float32)
+    for sub_pixel in range(config.scale**2):
+        for channel in range(3):
+            kernel[1, 1, config.channels + channel, 3 * sub_pixel + channel] = 1.0
+    output_conv.set_weights([kernel, np.zeros(output_conv.bias.shape, np.float32)])
+    return model

@@ -1,0 +1,2 @@
+"""Quantization: QAT wrapping with explicit layer configs, weight clipping and the symmetric
+weight regularizer."""

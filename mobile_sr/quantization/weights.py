@@ -1,0 +1,98 @@
+"""Weight clipping and the symmetric-weight regularizer used during QAT (the SCSRN recipe).
+
+int8 conv kernels are quantized per output channel and symmetrically: the scale of channel c is
+``max|w_c| / 127``. Two things waste that range:
+
+* **outliers**: one large weight stretches the scale for all others. *Weight clipping* bounds
+  every kernel of channel c to ``[-t_c, t_c]`` with ``t_c = clip_sigmas * rms(w_c)``, the root
+  mean square of the channel's float weights when QAT starts (fixed from then on, so clipping
+  does not keep shrinking the weights);
+* **asymmetry**: if ``max(w_c) = 2 |min(w_c)|``, the negative half of the int8 grid is half
+  empty. The *symmetric regularizer* adds ``strength * mean_c(((max w_c + min w_c) /
+  (max w_c - min w_c))^2)`` per layer to the loss: zero when the channel's extremes are
+  symmetric about zero, growing as they shift to one side (one when the minimum is zero).
+
+Both are plain Keras pieces (:class:`ChannelClip`, a constraint; :class:`SymmetricRegularizer`,
+a regularizer) that any registered model can switch on; QAT applies them to every conv kernel.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mobile_sr.backend import keras, tf
+
+
+@keras.utils.register_keras_serializable(package="mobile_sr")
+class ChannelClip(keras.constraints.Constraint):
+    """Clip each output channel (last axis) of a kernel to ``[-threshold_c, threshold_c]``."""
+
+    def __init__(self, thresholds):
+        self.thresholds = [float(t) for t in np.ravel(thresholds)]
+
+    @classmethod
+    def from_kernel(cls, kernel, clip_sigmas: float) -> "ChannelClip":
+        """Thresholds at ``clip_sigmas`` times each channel's RMS weight."""
+        values = np.asarray(kernel).reshape(-1, np.shape(kernel)[-1])
+        return cls(clip_sigmas * np.sqrt(np.mean(values**2, axis=0)))
+
+    def __call__(self, kernel):
+        thresholds = tf.constant(self.thresholds, dtype=kernel.dtype)
+        return tf.clip_by_value(kernel, -thresholds, thresholds)
+
+    def get_config(self):
+        return {"thresholds": self.thresholds}
+
+
+@keras.utils.register_keras_serializable(package="mobile_sr")
+class SymmetricRegularizer(keras.regularizers.Regularizer):
+    """Penalize per-channel asymmetry of a kernel's extremes (see the module docstring)."""
+
+    def __init__(self, strength: float = 1e-2):
+        self.strength = float(strength)
+
+    def __call__(self, kernel):
+        channels = tf.reshape(kernel, [-1, tf.shape(kernel)[-1]])
+        high = tf.reduce_max(channels, axis=0)
+        low = tf.reduce_min(channels, axis=0)
+        asymmetry = (high + low) / tf.maximum(high - low, 1e-12)
+        return self.strength * tf.reduce_mean(tf.square(asymmetry))
+
+    def get_config(self):
+        return {"strength": self.strength}
+
+
+def conv_kernels(model) -> list:
+    """The kernel variables of every Conv2D in ``model``, also inside QAT wrappers."""
+    kernels = []
+    for layer in model.layers:
+        if isinstance(getattr(layer, "layer", layer), keras.layers.Conv2D):
+            # a QAT wrapper owns the kernel variable; the inner layer's `kernel` is fake-quantized
+            kernels += [w for w in layer.trainable_weights if w.name.endswith("kernel:0")]
+    return kernels
+
+
+class WeightShaping:
+    """Clipping and regularization of a model's conv kernels, applied by the training step: the
+    penalty is added to the loss, and the clip runs after each optimizer update."""
+
+    def __init__(self, kernels: list, *, clip_sigmas: float | None, symmetry_strength: float):
+        self.kernels = kernels
+        self.clips = [ChannelClip.from_kernel(k.numpy(), clip_sigmas) for k in kernels] if clip_sigmas else []
+        self.regularizer = SymmetricRegularizer(symmetry_strength) if symmetry_strength else None
+
+    def penalty(self):
+        if self.regularizer is None:
+            return tf.constant(0.0)
+        return tf.add_n([self.regularizer(kernel) for kernel in self.kernels])
+
+    def apply_clip(self) -> None:
+        for kernel, clip in zip(self.kernels, self.clips):
+            kernel.assign(clip(kernel))
+
+
+def asymmetry(kernel) -> float:
+    """Mean per-channel ``((max + min) / (max - min))^2`` of a kernel (what the regularizer sees)."""
+    values = np.asarray(kernel).reshape(-1, np.shape(kernel)[-1])
+    high, low = values.max(axis=0), values.min(axis=0)
+    return float(np.mean(((high + low) / np.maximum(high - low, 1e-12)) ** 2))

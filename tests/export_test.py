@@ -1,0 +1,129 @@
+"""Export of trained runs (QAT int8, post-training int8, float, fp16), .tflite evaluation and
+upscaling, and their errors."""
+
+import json
+
+import numpy as np
+import pytest
+
+from mobile_sr import runs
+from mobile_sr.errors import QuantizationError, RunFolderError, TFLiteError
+from mobile_sr.evaluation import evaluate_pairs, keras_upscaler
+from mobile_sr.data import load_sr_pairs
+from mobile_sr.export import export_run, latest_run, parse_input_size
+from mobile_sr.images import load_rgb, save_png
+from mobile_sr.tflite import TFLiteUpscaler
+from mobile_sr.training import TrainConfig, train
+
+from conftest import textured_image
+
+TINY = dict(model="scsrn", scale=2, model_options={"channels": 8, "feature_convs": 2}, batch_size=4,
+            patch_size=16, warmup_steps=0, validations=1)
+
+
+@pytest.fixture(scope="module")
+def tiny_runs(tmp_path_factory):
+    """A tiny float run and a QAT run fine-tuned from it (with clipping and the regularizer)."""
+    root = tmp_path_factory.mktemp("export")
+    for index in range(3):
+        save_png(root / "data" / f"{index}.png", textured_image(64, 80, seed=index))
+    float_run, qat_run = root / "runs" / "float", root / "runs" / "qat"
+    train(TrainConfig(data=str(root / "data"), steps=20, **TINY), run_dir=float_run, log=lambda _: None)
+    train(TrainConfig(data=str(root / "data"), steps=6, init_from=str(float_run), qat=True, clip_sigmas=3.0,
+                      symmetry_strength=1e-2, learning_rate=1e-4, **TINY), run_dir=qat_run, log=lambda _: None)
+    return root, float_run, qat_run
+
+
+def test_qat_int8_export_is_full_integer_and_matches_keras(tiny_runs, tmp_path):
+    root, _, qat_run = tiny_runs
+    result = export_run(run_dir=qat_run, mode="int8", input_size=(20, 24), out_path=tmp_path / "m.tflite", log=lambda _: None)
+    report = json.loads(result.report_path.read_text())
+    assert not result.post_training_quantized and report["quantization"] == "qat"
+    assert report["input"]["dtype"] == report["output"]["dtype"] == "uint8"
+    assert report["non_integer_tensors"] == [] and report["input"]["shape"] == [1, 20, 24, 3]
+    _, pairs = load_sr_pairs(root / "data", 2, split="val")
+    model, _ = runs.load_trained_model(qat_run)
+    keras_psnr = evaluate_pairs(keras_upscaler(model), pairs, model="k", dataset="d", scale=2).mean_psnr_y
+    tflite_psnr = evaluate_pairs(TFLiteUpscaler(result.path), pairs, model="t", dataset="d", scale=2).mean_psnr_y
+    assert abs(keras_psnr - tflite_psnr) < 0.3
+
+
+def test_float_run_falls_back_to_post_training_quantization(tiny_runs, tmp_path):
+    _, float_run, _ = tiny_runs
+    messages = []
+    result = export_run(run_dir=float_run, mode="int8", input_size=(16, 16), io_type="int8",
+                        out_path=tmp_path / "ptq.tflite", log=messages.append)
+    assert result.post_training_quantized and "post-training" in messages[0]
+    assert result.report["input"]["dtype"] == "int8" and result.report["non_integer_tensors"] == []
+
+
+@pytest.mark.parametrize("mode", ["float", "fp16"])
+def test_float_exports(tiny_runs, tmp_path, mode):
+    _, float_run, _ = tiny_runs
+    result = export_run(run_dir=float_run, mode=mode, input_size=None, out_path=tmp_path / f"{mode}.tflite", log=lambda _: None)
+    assert result.report["input"]["dtype"] == "float32" and result.report["input"]["shape"] == [1, -1, -1, 3]
+    upscaled = TFLiteUpscaler(result.path)(textured_image(10, 14))
+    assert upscaled.shape == (20, 28, 3)
+
+
+def test_tiles_leave_no_seams(tiny_runs, tmp_path):
+    _, _, qat_run = tiny_runs
+    path = export_run(run_dir=qat_run, mode="int8", input_size=(20, 24), out_path=tmp_path / "t.tflite",
+                      log=lambda _: None).path
+    lr = textured_image(53, 61, seed=7)
+    whole = TFLiteUpscaler(path)(lr)
+    tiled = TFLiteUpscaler(path, tile=True, overlap=4)(lr)
+    np.testing.assert_array_equal(tiled, whole)
+
+
+def test_export_errors(tiny_runs, tmp_path):
+    _, _, qat_run = tiny_runs
+    with pytest.raises(RunFolderError, match="no finished run"):
+        latest_run(tmp_path)
+    with pytest.raises(QuantizationError, match="QAT run: export it with --int8"):
+        export_run(run_dir=qat_run, mode="float", out_path=tmp_path / "x.tflite", log=lambda _: None)
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / runs.CONFIG_FILE).write_text('{"model": "scsrn"}')
+    with pytest.raises(RunFolderError, match="damaged"):
+        export_run(run_dir=tmp_path / "broken", mode="int8", log=lambda _: None)
+    assert not list(tmp_path.glob("*.tflite"))
+    with pytest.raises(ValueError, match="HxW"):
+        parse_input_size("360by640")
+    assert parse_input_size("dynamic") is None and parse_input_size("360x640") == (360, 640)
+
+
+def test_latest_run_picks_the_newest(tiny_runs):
+    root, _, qat_run = tiny_runs
+    assert latest_run(root / "runs") == qat_run
+
+
+def test_invalid_tflite(tmp_path):
+    (tmp_path / "bad.tflite").write_bytes(b"not a flatbuffer")
+    with pytest.raises(TFLiteError, match="not a valid TFLite model"):
+        TFLiteUpscaler(tmp_path / "bad.tflite")
+    with pytest.raises(TFLiteError, match="no such file"):
+        TFLiteUpscaler(tmp_path / "missing.tflite")
+
+
+def test_cli_export_eval_and_upscale(tiny_runs, tmp_path):
+    from click.testing import CliRunner
+
+    from mobile_sr.cli import main
+
+    root, _, qat_run = tiny_runs
+    model = tmp_path / "cli.tflite"
+    runner = CliRunner()
+    result = runner.invoke(main, ["export", "--run", str(qat_run), "--int8", "--input-size", "16x16", "--out", str(model)])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(main, ["eval", "--tflite", str(model), "--data", str(root / "data"), "--json", str(tmp_path / "e.json")])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "e.json").read_text())["scale"] == 2
+    result = runner.invoke(main, ["upscale", "--tflite", str(model), str(root / "data" / "0.png"), str(tmp_path / "up.png")])
+    assert result.exit_code == 0, result.output
+    assert load_rgb(tmp_path / "up.png").shape == (128, 160, 3)
+    result = runner.invoke(main, ["upscale", "--tflite", str(model), str(root / "data"), str(tmp_path / "folder")])
+    assert result.exit_code == 0 and len(list((tmp_path / "folder").glob("*.png"))) == 3
+    result = runner.invoke(main, ["eval", "--tflite", str(tmp_path / "nope.tflite"), "--data", str(root / "data")])
+    assert result.exit_code == 1 and result.output.startswith("Error:") and "Traceback" not in result.output
+    result = runner.invoke(main, ["export", "--run", str(qat_run)])
+    assert result.exit_code == 2 and "--int8" in result.output

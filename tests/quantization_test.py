@@ -1,0 +1,81 @@
+"""QAT wrapping, weight shaping, and the registry-wide quantize -> convert -> interpreter -> compare
+test: every registered model must become a full-integer int8 graph that matches its QAT model."""
+
+import numpy as np
+import pytest
+
+from mobile_sr.backend import keras, tf
+from mobile_sr.errors import QuantizationError
+from mobile_sr.export import convert
+from mobile_sr.models import build_model, make_config, model_names
+from mobile_sr.models.layers import lr_input
+from mobile_sr.quantization.qat import quantize_for_training
+from mobile_sr.quantization.weights import ChannelClip, SymmetricRegularizer, WeightShaping, asymmetry, conv_kernels
+from mobile_sr.tflite import TFLiteUpscaler
+
+
+@pytest.mark.parametrize("name", model_names())
+def test_quantize_convert_interpret_compare(name, tmp_path):
+    model = build_model(name, make_config(name, scale=2, channels=8, feature_convs=2))
+    rng = np.random.default_rng(0)
+    for kernel in conv_kernels(model):  # small random weights keep every output inside [0, 255]
+        kernel.assign(kernel * 0.2)
+    qat_model = quantize_for_training(model)
+    calibration = rng.uniform(0, 255, (4, 12, 16, 3)).astype(np.float32)
+    qat_model(calibration, training=True)  # let the moving-average ranges see data
+    path = tmp_path / f"{name}.tflite"
+    path.write_bytes(convert(qat_model, mode="int8", input_size=(12, 16)))
+
+    from mobile_sr.export import inspect, verify
+
+    report = inspect(path)
+    verify(path, report, mode="int8", io_type="uint8")  # full integer, uint8 I/O, runs
+    assert report["input"]["scale"] == pytest.approx(1.0) and report["input"]["zero_point"] == 0
+    assert "QUANTIZE" not in report["ops"][1:-1], "no requantize inside the graph"
+    lr = rng.integers(0, 256, (12, 16, 3), dtype=np.uint8)
+    expected = qat_model(lr[None].astype(np.float32), training=False).numpy()[0]
+    np.testing.assert_allclose(TFLiteUpscaler(path).upscale_float(lr), expected, atol=2.01)
+
+
+def test_qat_model_keeps_the_float_weights():
+    model = build_model("scsrn", make_config("scsrn", scale=2, channels=8, feature_convs=2))
+    kernels = [k.numpy() for k in conv_kernels(model)]
+    quantized = quantize_for_training(model)
+    for before, after in zip(kernels, conv_kernels(quantized)):
+        np.testing.assert_array_equal(before, after.numpy())
+
+
+def test_unsupported_layer_says_how_to_fix():
+    lr = lr_input()
+    normalized = keras.layers.BatchNormalization(name="bn")(lr)
+    with pytest.raises(QuantizationError, match="'bn' \\(BatchNormalization\\) has no quantization config"):
+        quantize_for_training(keras.Model(lr, normalized))
+
+
+def test_channel_clip_on_a_known_kernel():
+    kernel = np.array([[1.0, -10.0], [-1.0, 0.5], [1.0, 0.5], [-1.0, 0.5]], np.float32)  # 2 output channels
+    clip = ChannelClip.from_kernel(kernel, clip_sigmas=1.5)
+    np.testing.assert_allclose(clip.thresholds, [1.5, 1.5 * np.sqrt((100 + 0.75) / 4)], rtol=1e-6)
+    clipped = clip(tf.constant(kernel)).numpy()
+    assert clipped[1, 0] == -1.0 and clipped[0, 1] == pytest.approx(-clip.thresholds[1])
+    assert ChannelClip(**clip.get_config()).thresholds == clip.thresholds
+
+
+def test_symmetric_regularizer_on_known_kernels():
+    regularizer = SymmetricRegularizer(strength=0.5)
+    symmetric = tf.constant([[-2.0, 1.0], [2.0, -1.0], [0.0, 0.3]])
+    one_signed = tf.constant([[1.0, 1.0], [3.0, 2.0]])
+    assert float(regularizer(symmetric)) == pytest.approx(0.0)
+    # channel extremes (1, 3) and (1, 2): ((4 / 2)^2 + (3 / 1)^2) / 2 = 6.5
+    assert float(regularizer(one_signed)) == pytest.approx(0.5 * ((4 / 2) ** 2 + (3 / 1) ** 2) / 2)
+    assert asymmetry(symmetric.numpy()) == pytest.approx(0.0)
+
+
+def test_weight_shaping_clips_after_an_update():
+    model = build_model("scsrn", make_config("scsrn", scale=2, channels=8, feature_convs=2))
+    shaping = WeightShaping(conv_kernels(model), clip_sigmas=2.0, symmetry_strength=1e-2)
+    first = shaping.kernels[0]
+    first.assign(first * 10.0)
+    shaping.apply_clip()
+    assert np.abs(first.numpy()).max() <= max(shaping.clips[0].thresholds) + 1e-6
+    assert float(shaping.penalty()) >= 0.0
