@@ -5,9 +5,9 @@
 1. Training throughput for batch 16 of 64x64 LR patches, fed by the real input pipeline and by one
    cached in-memory batch (the pipeline must cost < 10%).
 2. Trains both models on T91 + BSD200 (``../shared/datasets/sr/train``). By default the two runs go
-   side by side, each pinned to one core with one TensorFlow thread, so that both get exactly the
-   same CPU time and other load on the machine hits both alike; ``--sequential`` runs them one
-   after the other on all cores instead.
+   side by side, each pinned to one core with one TensorFlow thread (see ``jobs.py``), so that
+   both get the same CPU time and other load on the machine hits both alike; ``--sequential``
+   runs them one after the other on all cores instead.
 3. Evaluates both and bicubic on Set5 and Set14 x3 and writes ``results.json``, ``results.md`` and
    ``psnr.png`` (the runs' training curves are in their run folders).
 
@@ -18,12 +18,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
-import subprocess
-import sys
-import time
 from pathlib import Path
+
+from jobs import mobile_sr_command, run_side_by_side
 
 from mobile_sr.data import load_sr_pairs, shared_datasets_dir
 from mobile_sr.evaluation import bicubic_upscaler, evaluate_pairs, keras_upscaler, write_crops
@@ -40,41 +37,15 @@ SCALE = 3
 RECIPE = ["--l2-finetune", "0.1"]
 
 
-def _train_command(model: str, run_dir: Path, data: Path, minutes: float, threads: int | None) -> list[str]:
-    command = [sys.executable, "-m", "mobile_sr", "train", "--model", model, "--scale", str(SCALE),
-               "--data", str(data), "--minutes", str(minutes), "--out", str(run_dir), "--overwrite", *RECIPE]
-    if threads:
-        command += ["--threads", str(threads)]
-    return command
-
-
 def _train_all(args, data: Path, out: Path) -> None:
-    logs = {model: out / f"train_{model}.log" for model in MODELS}
-    runs = {model: out / "runs" / f"{model}-x{SCALE}" for model in MODELS}
-    if args.sequential:
-        for model in MODELS:
-            with logs[model].open("w") as log:
-                subprocess.run(_train_command(model, runs[model], data, args.minutes, None), stdout=log,
-                               stderr=subprocess.STDOUT, check=True)
-        return
-    pin = shutil.which("taskset") and (os.cpu_count() or 1) >= len(MODELS)
-    processes = {}
-    for core, model in enumerate(MODELS):
-        command = _train_command(model, runs[model], data, args.minutes, 1)
-        if pin:
-            command = ["taskset", "-c", str(core), *command]
-        processes[model] = subprocess.Popen(command, stdout=logs[model].open("w"), stderr=subprocess.STDOUT)
-    print(f"training {', '.join(MODELS)} side by side for {args.minutes} min each; logs in {out}", flush=True)
-    while any(p.poll() is None for p in processes.values()):
-        time.sleep(30)
-        tails = []
-        for model in MODELS:
-            lines = logs[model].read_text().splitlines()
-            tails.append(f"{model}: {lines[-1] if lines else '(starting)'}")
-        print("\n".join(tails), flush=True)
-    failed = [m for m, p in processes.items() if p.returncode]
-    if failed:
-        raise SystemExit(f"training failed for {', '.join(failed)}; see {out}/train_<model>.log")
+    jobs = {}
+    for model in MODELS:
+        command = mobile_sr_command(
+            "train", "--model", model, "--scale", str(SCALE), "--data", str(data), "--minutes", str(args.minutes),
+            "--out", str(out / "runs" / f"{model}-x{SCALE}"), "--overwrite", *RECIPE,
+        )
+        jobs[f"train_{model}"] = command + ([] if args.sequential else ["--threads", "1"])
+    run_side_by_side(jobs, out, pin=not args.sequential)
 
 
 def _plot(results: dict, path: Path) -> None:
@@ -98,7 +69,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=50.0, help="training budget per model (at most 60)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/float_training"))
     parser.add_argument("--sequential", action="store_true", help="train one model after the other on all cores")
-    parser.add_argument("--skip-training", action="store_true", help="only evaluate the runs already in --out")
+    parser.add_argument("--skip-training", action="store_true", help="measure throughput, then evaluate the runs already in --out")
     args = parser.parse_args()
 
     root = shared_datasets_dir()
@@ -109,13 +80,13 @@ def main() -> None:
     data = root / "sr/train"
 
     throughput = []
+    _, train_pairs = load_sr_pairs(data, SCALE)
+    for model in MODELS:
+        measured = measure_step_time(model, train_pairs, scale=SCALE)
+        throughput.append(measured)
+        print(f"{model}: {measured['steps_per_s_pipeline']:.2f} steps/s (batch 16 of 64x64, all cores); "
+              f"input pipeline overhead {100 * measured['pipeline_overhead']:+.1f}% vs a cached batch", flush=True)
     if not args.skip_training:
-        _, train_pairs = load_sr_pairs(data, SCALE)
-        for model in MODELS:
-            measured = measure_step_time(model, train_pairs, scale=SCALE)
-            throughput.append(measured)
-            print(f"{model}: {measured['steps_per_s_pipeline']:.2f} steps/s (batch 16 of 64x64, all cores); "
-                  f"input pipeline overhead {100 * measured['pipeline_overhead']:+.1f}% vs a cached batch", flush=True)
         _train_all(args, data, args.out)
 
     results = {"scale": SCALE, "minutes": args.minutes, "recipe": RECIPE, "throughput": throughput,

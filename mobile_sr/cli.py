@@ -112,8 +112,8 @@ def train(model_name, data, val_data, scale, steps, minutes, batch_size, patch_s
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Step budget.")
 @click.option("--minutes", type=click.FloatRange(min=0, min_open=True), default=None, help="Time budget (default 8 when --steps is not given either).")
 @click.option("--lr", "learning_rate", type=float, default=1e-4, show_default=True, help="Peak Adam learning rate.")
-@click.option("--clip-sigmas", type=click.FloatRange(min=0, min_open=True), default=3.0, show_default=True,
-              help="Clip each conv output channel's weights to this many RMS of its float weights.")
+@click.option("--clip", "clip_threshold", default="mse", show_default=True,
+              help="Weight clipping per conv output channel: 'mse' (threshold of least int8 error) or K (K times the channel's RMS weight).")
 @click.option("--symmetry", "symmetry_strength", type=click.FloatRange(min=0), default=1e-2, show_default=True,
               help="Strength of the symmetric-weight regularizer.")
 @click.option("--plain", is_flag=True, help="Plain QAT: no weight clipping, no regularizer.")
@@ -121,9 +121,14 @@ def train(model_name, data, val_data, scale, steps, minutes, batch_size, patch_s
 @click.option("--out", "run_dir", type=click.Path(file_okay=False, path_type=Path), default=None, help="QAT run folder (default <float run>-qat).")
 @click.option("--resume", is_flag=True, help="Continue the QAT run in --out.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run in --out.")
-def qat(float_run, data, steps, minutes, learning_rate, clip_sigmas, symmetry_strength, plain, threads, run_dir,
+def qat(float_run, data, steps, minutes, learning_rate, clip_threshold, symmetry_strength, plain, threads, run_dir,
         resume, overwrite) -> None:
     """Quantization-aware fine-tuning of a float run, with weight clipping and the symmetric regularizer."""
+    if clip_threshold != "mse":
+        try:
+            clip_threshold = float(clip_threshold)
+        except ValueError:
+            raise click.BadParameter(f"'{clip_threshold}' is neither 'mse' nor a number", param_hint="--clip") from None
     from mobile_sr.runs import read_run_config
     from mobile_sr.training import TrainConfig, train as run_training
 
@@ -132,7 +137,7 @@ def qat(float_run, data, steps, minutes, learning_rate, clip_sigmas, symmetry_st
     config = TrainConfig.from_dict({
         **base["train"], "data": data or base["train"]["data"], "steps": steps, "minutes": minutes,
         "learning_rate": learning_rate, "warmup_steps": 0, "l2_finetune_fraction": 0.0, "init_from": str(float_run),
-        "qat": True, "clip_sigmas": None if plain else clip_sigmas, "symmetry_strength": 0.0 if plain else symmetry_strength,
+        "qat": True, "clip_threshold": None if plain else clip_threshold, "symmetry_strength": 0.0 if plain else symmetry_strength,
     })
     run_dir = run_dir or Path(float_run).with_name(Path(float_run).name + ("-qat-plain" if plain else "-qat"))
     run_training(config, run_dir=run_dir, resume=resume, overwrite=overwrite, log=_echo)

@@ -56,8 +56,9 @@ def latest_run(root: Path = Path("runs")) -> Path:
     return max(finished, key=lambda p: (p / runs.WEIGHTS_FILE).stat().st_mtime)
 
 
-def _calibration_batches(run_config: dict, input_size: tuple[int, int] | None, seed: int = 0):
-    """Representative LR inputs for post-training quantization, cut from the run's training data."""
+def _calibration_samples(run_config: dict, input_size: tuple[int, int] | None, seed: int = 0) -> list[np.ndarray]:
+    """Representative LR inputs (1 x H x W x 3) for post-training quantization, cut from the run's
+    training data."""
     from mobile_sr.data.sr import load_sr_pairs
 
     train = run_config["train"]
@@ -72,7 +73,7 @@ def _calibration_batches(run_config: dict, input_size: tuple[int, int] | None, s
         top = rng.integers(source.shape[0] - height + 1)
         left = rng.integers(source.shape[1] - width + 1)
         samples.append(source[top : top + height, left : left + width][None].astype(np.float32))
-    return lambda: ([sample] for sample in samples)
+    return samples
 
 
 def convert(model, *, mode: str, input_size: tuple[int, int] | None, io_type: str = "uint8",
@@ -175,7 +176,11 @@ def export_run(*, run_dir: Path, mode: str, input_size: tuple[int, int] | None =
     if post_training:
         log(f"{run_dir} has no QAT: int8 by post-training quantization, calibrated on "
             f"{CALIBRATION_SAMPLES} inputs from its training data ({run_config['train']['data']})")
-        representative = _calibration_batches(run_config, input_size)
+        from mobile_sr.quantization.qat import equalize_concat_ranges
+
+        samples = _calibration_samples(run_config, input_size)
+        model = equalize_concat_ranges(model, np.concatenate(samples[:16]))
+        representative = lambda: ([sample] for sample in samples)  # noqa: E731
     content = convert(model, mode=mode, input_size=input_size, io_type=io_type, representative=representative)
 
     out_path = Path(out_path) if out_path else default_export_path(run_dir, mode, input_size)

@@ -62,7 +62,7 @@ class TrainConfig:
     checkpoint_seconds: float = 120.0
     init_from: str | None = None  # a float run folder whose weights start this run
     qat: bool = False  # quantization-aware training (needs init_from)
-    clip_sigmas: float | None = None  # weight clipping, see mobile_sr.quantization.weights
+    clip_threshold: str | float | None = None  # weight clipping: "mse" or k RMS; see quantization.weights
     symmetry_strength: float = 0.0  # symmetric-weight regularizer strength (0: off)
 
     def __post_init__(self) -> None:
@@ -89,8 +89,10 @@ class TrainConfig:
             problems.append(f"validations must be >= 1, got {self.validations}")
         if self.qat and not self.init_from:
             problems.append("QAT fine-tunes a trained float model: give the float run folder (init_from / --run)")
-        if self.clip_sigmas is not None and self.clip_sigmas <= 0:
-            problems.append(f"clip_sigmas must be > 0, got {self.clip_sigmas}")
+        if self.clip_threshold is not None and self.clip_threshold != "mse" and not (
+            isinstance(self.clip_threshold, (int, float)) and self.clip_threshold > 0
+        ):
+            problems.append(f"clip_threshold must be 'mse' or a positive number of RMS, got {self.clip_threshold!r}")
         if self.symmetry_strength < 0:
             problems.append(f"symmetry_strength must be >= 0, got {self.symmetry_strength}")
         if problems:
@@ -319,14 +321,16 @@ def train(
         if config.qat:
             from mobile_sr.quantization.qat import quantize_for_training
 
-            model = quantize_for_training(model)
+            calibration = PatchSampler(train_pairs, patch_size=config.patch_size, batch_size=64,
+                                       seed=config.seed + 1).sample()[0].astype(np.float32)
+            model = quantize_for_training(model, calibration)
         ema_model = runs.build_run_model(run_config)
         ema_model.set_weights(model.get_weights())
         shaping = None
-        if config.clip_sigmas or config.symmetry_strength:
+        if config.clip_threshold or config.symmetry_strength:
             from mobile_sr.quantization.weights import WeightShaping, conv_kernels
 
-            shaping = WeightShaping(conv_kernels(model), clip_sigmas=config.clip_sigmas,
+            shaping = WeightShaping(conv_kernels(model), clip_threshold=config.clip_threshold,
                                     symmetry_strength=config.symmetry_strength)
         optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate)
         step_counter = tf.Variable(0, dtype=tf.int64, trainable=False)

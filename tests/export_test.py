@@ -29,7 +29,7 @@ def tiny_runs(tmp_path_factory):
         save_png(root / "data" / f"{index}.png", textured_image(64, 80, seed=index))
     float_run, qat_run = root / "runs" / "float", root / "runs" / "qat"
     train(TrainConfig(data=str(root / "data"), steps=20, **TINY), run_dir=float_run, log=lambda _: None)
-    train(TrainConfig(data=str(root / "data"), steps=6, init_from=str(float_run), qat=True, clip_sigmas=3.0,
+    train(TrainConfig(data=str(root / "data"), steps=6, init_from=str(float_run), qat=True, clip_threshold=3.0,
                       symmetry_strength=1e-2, learning_rate=1e-4, **TINY), run_dir=qat_run, log=lambda _: None)
     return root, float_run, qat_run
 

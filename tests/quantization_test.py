@@ -10,7 +10,9 @@ from mobile_sr.export import convert
 from mobile_sr.models import build_model, make_config, model_names
 from mobile_sr.models.layers import lr_input
 from mobile_sr.quantization.qat import quantize_for_training
-from mobile_sr.quantization.weights import ChannelClip, SymmetricRegularizer, WeightShaping, asymmetry, conv_kernels
+from mobile_sr.quantization.weights import (
+    ChannelClip, SymmetricRegularizer, WeightShaping, asymmetry, conv_kernels, int8_error,
+)
 from mobile_sr.tflite import TFLiteUpscaler
 
 
@@ -54,7 +56,7 @@ def test_unsupported_layer_says_how_to_fix():
 
 def test_channel_clip_on_a_known_kernel():
     kernel = np.array([[1.0, -10.0], [-1.0, 0.5], [1.0, 0.5], [-1.0, 0.5]], np.float32)  # 2 output channels
-    clip = ChannelClip.from_kernel(kernel, clip_sigmas=1.5)
+    clip = ChannelClip.from_kernel(kernel, 1.5)
     np.testing.assert_allclose(clip.thresholds, [1.5, 1.5 * np.sqrt((100 + 0.75) / 4)], rtol=1e-6)
     clipped = clip(tf.constant(kernel)).numpy()
     assert clipped[1, 0] == -1.0 and clipped[0, 1] == pytest.approx(-clip.thresholds[1])
@@ -73,9 +75,34 @@ def test_symmetric_regularizer_on_known_kernels():
 
 def test_weight_shaping_clips_after_an_update():
     model = build_model("scsrn", make_config("scsrn", scale=2, channels=8, feature_convs=2))
-    shaping = WeightShaping(conv_kernels(model), clip_sigmas=2.0, symmetry_strength=1e-2)
+    shaping = WeightShaping(conv_kernels(model), clip_threshold=2.0, symmetry_strength=1e-2)
     first = shaping.kernels[0]
     first.assign(first * 10.0)
     shaping.apply_clip()
     assert np.abs(first.numpy()).max() <= max(shaping.clips[0].thresholds) + 1e-6
     assert float(shaping.penalty()) >= 0.0
+
+
+def test_mse_clip_never_costs_int8_error_and_keeps_dominant_weights():
+    rng = np.random.default_rng(0)
+    skip_like = np.concatenate([rng.normal(0, 0.03, 278), [1.0]])  # one weight carries the channel
+    heavy_tail = rng.standard_t(df=2, size=279) * 0.05
+    values = np.stack([skip_like, heavy_tail], axis=1)
+    thresholds = np.array(ChannelClip.from_kernel(values, "mse").thresholds)
+    peaks = np.abs(values).max(axis=0)
+    assert thresholds[0] == pytest.approx(1.0) and (thresholds <= peaks + 1e-9).all()
+    assert (int8_error(values, thresholds) <= int8_error(values, peaks) + 1e-15).all()
+
+
+def test_concat_equalization_preserves_the_function_and_fits_the_pixel_range():
+    from mobile_sr.quantization.qat import equalize_concat_ranges
+
+    model = build_model("scsrn", make_config("scsrn", scale=2, channels=8, feature_convs=2))
+    features = model.get_layer("feature_conv2")
+    kernel, bias = features.get_weights()
+    features.set_weights([kernel * 20.0, bias + 5.0])  # features far beyond [0, 255]
+    lr = np.random.default_rng(3).uniform(0, 255, (2, 16, 16, 3)).astype(np.float32)
+    equalized = equalize_concat_ranges(model, lr, percentile=100.0)
+    np.testing.assert_allclose(equalized(lr).numpy(), model(lr).numpy(), atol=1e-3)
+    probe = keras.Model(equalized.input, equalized.get_layer("feature_conv2").output)
+    assert probe(lr).numpy().max() == pytest.approx(255.0, rel=1e-4)

@@ -3,6 +3,8 @@ of :mod:`mobile_sr.quantization.configs`."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from mobile_sr.backend import import_tfmot, keras
 from mobile_sr.errors import QuantizationError
 from mobile_sr.models.layers import ClipToRange, DepthToSpace, RepeatChannels
@@ -68,9 +70,72 @@ def quantize_config_for(layer, pinned: dict[str, tuple[float, float]], concat_wi
     )
 
 
-def quantize_for_training(model):
+def _consumers(model, layer) -> list:
+    return [other for other in model.layers if any(p is layer for p in _producers(other))]
+
+
+def equalize_concat_ranges(model, lr_batch: np.ndarray, percentile: float = 99.99):
+    """A copy of ``model`` computing the same function, with the features concatenated to the LR
+    image rescaled to the image's [0, 255] range.
+
+    The concatenation must share the image's exact uint8 scale, so features quantized with that
+    scale must span about [0, 255] (trained SCSRN features reach ~1,400). ReLU(a x) = a ReLU(x)
+    for a > 0: dividing the producing conv's kernel and bias by a = p / 255 (p: the
+    ``percentile`` of the feature activations on ``lr_batch``) and multiplying the consuming
+    conv's weights for those channels by a leaves the output unchanged.
+    """
+    clone = keras.models.clone_model(model)
+    clone.set_weights(model.get_weights())
+    inputs = {id(layer) for layer in clone.layers if isinstance(layer, keras.layers.InputLayer)}
+    for concat in clone.layers:
+        producers = _producers(concat) if isinstance(concat, keras.layers.Concatenate) else []
+        if not any(id(p) in inputs for p in producers):
+            continue
+        consumers = _consumers(clone, concat)
+        if len(consumers) != 1 or not isinstance(consumers[0], keras.layers.Conv2D):
+            continue
+        consumer_kernel, consumer_bias = consumers[0].get_weights()
+        offset = 0
+        for producer in producers:
+            channels = int(producer.output.shape[-1])
+            relu_conv = isinstance(producer, keras.layers.Conv2D) and producer.activation is keras.activations.relu
+            if relu_conv and len(_consumers(clone, producer)) == 1:
+                features = keras.Model(clone.input, producer.output)(lr_batch, training=False).numpy()
+                factor = float(np.percentile(features, percentile)) / 255.0
+                if factor > 0:
+                    kernel, bias = producer.get_weights()
+                    producer.set_weights([kernel / factor, bias / factor])
+                    consumer_kernel[:, :, offset : offset + channels, :] *= factor
+            offset += channels
+        consumers[0].set_weights([consumer_kernel, consumer_bias])
+    return clone
+
+
+def calibrate_output_ranges(qat_model, float_model, lr_batch: np.ndarray) -> None:
+    """Start every learned activation range at the range seen on ``lr_batch``: tfmot starts them at
+    [-6, 6] and moves them by 0.1% a step, far too slowly for a short fine-tune."""
+    from mobile_sr.backend import tf
+
+    qat_model(lr_batch, training=True)  # sets the per-channel kernel ranges
+    for wrapper in qat_model.layers:
+        ranges = {w.name.split("/")[-1].split(":")[0]: w for w in wrapper.non_trainable_weights}
+        if "output_min" not in ranges:
+            continue
+        float_layer = float_model.get_layer(wrapper.layer.name)
+        values = keras.Model(float_model.input, float_layer.output)(lr_batch, training=False).numpy()
+        ranges["output_min"].assign(tf.constant(min(0.0, float(values.min())), ranges["output_min"].dtype))
+        ranges["output_max"].assign(tf.constant(max(0.0, float(values.max())), ranges["output_max"].dtype))
+
+
+def quantize_for_training(model, calibration: np.ndarray | None = None):
     """A QAT copy of ``model`` (weights copied): fake-quantized weights and activations, input
-    fixed to the uint8 pixel range. ``model`` is left untouched."""
+    fixed to the uint8 pixel range. ``model`` is left untouched.
+
+    With ``calibration`` (a batch of LR inputs) the features concatenated to the input are first
+    rescaled into its range (:func:`equalize_concat_ranges`) and the learned activation ranges
+    start at the ranges seen on it (:func:`calibrate_output_ranges`)."""
+    if calibration is not None:
+        model = equalize_concat_ranges(model, calibration)
     pinned = _pinned_output_ranges(model)
     inputs = {layer.name for layer in model.layers if isinstance(layer, keras.layers.InputLayer)}
 
@@ -94,6 +159,8 @@ def quantize_for_training(model):
             source = quantized.get_layer(layer.name)
             if len(layer.weights) == len(source.weights):  # the input layer lost its range variables
                 layer.set_weights(source.get_weights())
+    if calibration is not None:
+        calibrate_output_ranges(fixed, model, calibration)
     return fixed
 
 

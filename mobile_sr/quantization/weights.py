@@ -4,9 +4,12 @@ int8 conv kernels are quantized per output channel and symmetrically: the scale 
 ``max|w_c| / 127``. Two things waste that range:
 
 * **outliers**: one large weight stretches the scale for all others. *Weight clipping* bounds
-  every kernel of channel c to ``[-t_c, t_c]`` with ``t_c = clip_sigmas * rms(w_c)``, the root
-  mean square of the channel's float weights when QAT starts (fixed from then on, so clipping
-  does not keep shrinking the weights);
+  every kernel of channel c to ``[-t_c, t_c]``, with ``t_c`` fixed from the float weights when
+  QAT starts (so clipping does not keep shrinking the weights). ``t_c`` is either the threshold
+  that minimizes the channel's int8 error (clipping plus rounding; ``"mse"``, the default) or
+  ``k * rms(w_c)``. The MSE choice clips a tail of many small outliers but never a few weights
+  that carry the channel (SCSRN's skip weights, which copy the LR image to the output, are ~1
+  among weights of ~0.05: a fixed 3-RMS clip would cut them to a fifth and break the model);
 * **asymmetry**: if ``max(w_c) = 2 |min(w_c)|``, the negative half of the int8 grid is half
   empty. The *symmetric regularizer* adds ``strength * mean_c(((max w_c + min w_c) /
   (max w_c - min w_c))^2)`` per layer to the loss: zero when the channel's extremes are
@@ -31,10 +34,12 @@ class ChannelClip(keras.constraints.Constraint):
         self.thresholds = [float(t) for t in np.ravel(thresholds)]
 
     @classmethod
-    def from_kernel(cls, kernel, clip_sigmas: float) -> "ChannelClip":
-        """Thresholds at ``clip_sigmas`` times each channel's RMS weight."""
-        values = np.asarray(kernel).reshape(-1, np.shape(kernel)[-1])
-        return cls(clip_sigmas * np.sqrt(np.mean(values**2, axis=0)))
+    def from_kernel(cls, kernel, threshold: str | float) -> "ChannelClip":
+        """Per-channel thresholds: ``"mse"`` (least int8 error) or a number k (k times the RMS)."""
+        values = np.asarray(kernel, dtype=np.float64).reshape(-1, np.shape(kernel)[-1])
+        if threshold == "mse":
+            return cls(mse_optimal_thresholds(values))
+        return cls(float(threshold) * np.sqrt(np.mean(values**2, axis=0)))
 
     def __call__(self, kernel):
         thresholds = tf.constant(self.thresholds, dtype=kernel.dtype)
@@ -42,6 +47,23 @@ class ChannelClip(keras.constraints.Constraint):
 
     def get_config(self):
         return {"thresholds": self.thresholds}
+
+
+def int8_error(values: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """Per-column mean squared error of clipping to ``[-t, t]`` and rounding to the symmetric
+    narrow-range int8 grid of step ``t / 127``."""
+    step = np.maximum(thresholds, 1e-12) / 127.0
+    quantized = np.clip(np.round(values / step), -127, 127) * step
+    return np.mean((values - quantized) ** 2, axis=0)
+
+
+def mse_optimal_thresholds(values: np.ndarray, candidates: int = 100) -> np.ndarray:
+    """For each column of ``values`` (one output channel), the clip threshold in
+    ``[0.2, 1] * max|w|`` with the least int8 error."""
+    peak = np.abs(values).max(axis=0)
+    ratios = np.linspace(0.2, 1.0, candidates)
+    errors = np.stack([int8_error(values, ratio * peak) for ratio in ratios])
+    return ratios[np.argmin(errors, axis=0)] * peak
 
 
 @keras.utils.register_keras_serializable(package="mobile_sr")
@@ -76,9 +98,9 @@ class WeightShaping:
     """Clipping and regularization of a model's conv kernels, applied by the training step: the
     penalty is added to the loss, and the clip runs after each optimizer update."""
 
-    def __init__(self, kernels: list, *, clip_sigmas: float | None, symmetry_strength: float):
+    def __init__(self, kernels: list, *, clip_threshold: str | float | None, symmetry_strength: float):
         self.kernels = kernels
-        self.clips = [ChannelClip.from_kernel(k.numpy(), clip_sigmas) for k in kernels] if clip_sigmas else []
+        self.clips = [ChannelClip.from_kernel(k.numpy(), clip_threshold) for k in kernels] if clip_threshold else []
         self.regularizer = SymmetricRegularizer(symmetry_strength) if symmetry_strength else None
 
     def penalty(self):

@@ -1,0 +1,138 @@
+"""The quantization ladder: float -> PTQ int8 -> QAT int8 -> QAT int8 with weight clipping and the
+symmetric regularizer, for SCSRN and ABPN x3, every stage measured on Set5 and Set14.
+
+    python benchmarks/quantization_ladder.py [--float-runs benchmarks/results/float_training/runs]
+        [--qat-minutes 10] [--out benchmarks/results/quantization_ladder]
+
+Starts from the float runs of ``float_training.py``. The two QAT variants of each model get the
+same budget, seed and data, side by side on pinned cores (``jobs.py``). Every int8 figure is
+measured on the exported 360x640 ``.tflite`` in the LiteRT interpreter (whole images, by resizing
+its input tensor); "float" is the float32 ``.tflite``, "QAT (Keras)" the fake-quantized Keras
+model (the paper's "QAT" column). Writes ``ladder.md``, ``ladder.json`` and
+``weight_histograms.png`` (conv weights in units of their channel's int8 step, before and after
+QAT with clipping).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from jobs import mobile_sr_command, run_side_by_side
+from mobile_sr.data import load_sr_pairs, shared_datasets_dir
+from mobile_sr.evaluation import evaluate_pairs, keras_upscaler
+from mobile_sr.export import export_run
+from mobile_sr.images import atomic_write_bytes
+from mobile_sr.plots import pyplot, save_figure
+from mobile_sr.quantization.weights import asymmetry, conv_kernels
+from mobile_sr.runs import load_trained_model
+from mobile_sr.tflite import TFLiteUpscaler
+
+MODELS = ("scsrn", "abpn")
+TEST_SETS = ("Set5", "Set14")
+SCALE = 3
+VARIANTS = {"qat": ["--plain"], "qat_clip": []}  # clip at 3 RMS, regularizer 1e-2 (the qat defaults)
+STAGES = ("float", "ptq_int8", "qat_keras", "qat_int8", "qat_clip_keras", "qat_clip_int8")
+
+
+def _kernel_steps(model) -> np.ndarray:
+    """Conv weights divided by their channel's symmetric int8 step (max|w_c| / 127)."""
+    values = []
+    for kernel in conv_kernels(model):
+        weights = kernel.numpy().reshape(-1, kernel.shape[-1])
+        values.append((weights / (np.abs(weights).max(axis=0) / 127.0)).ravel())
+    return np.concatenate(values)
+
+
+def _plot_histograms(models: dict, path: Path) -> None:
+    plt = pyplot()
+    figure, axes = plt.subplots(1, len(models), figsize=(6 * len(models), 4), squeeze=False)
+    for axis, (name, versions) in zip(axes[0], models.items()):
+        for label, model in versions.items():
+            axis.hist(_kernel_steps(model), bins=255, range=(-127, 127), histtype="step", label=label, density=True)
+        axis.set(title=f"{name}: conv weights / channel int8 step", xlabel="int8 level", yscale="log")
+        axis.legend(fontsize=8)
+    save_figure(figure, path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--float-runs", type=Path, default=Path("benchmarks/results/float_training/runs"))
+    parser.add_argument("--qat-minutes", type=float, default=10.0)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/quantization_ladder"))
+    parser.add_argument("--skip-training", action="store_true", help="reuse the QAT runs already in --out")
+    args = parser.parse_args()
+    root = shared_datasets_dir()
+    if root is None:
+        print("SKIPPED: shared datasets not found (set MOBILE_SR_DATA or place them at ../shared/datasets)")
+        return
+    float_runs = {m: args.float_runs / f"{m}-x{SCALE}" for m in MODELS}
+    missing = [str(p) for p in float_runs.values() if not (p / "model.weights.h5").is_file()]
+    if missing:
+        raise SystemExit(f"float runs missing: {', '.join(missing)}; run benchmarks/float_training.py first")
+    runs_dir, export_dir = args.out / "runs", args.out / "export"
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    qat_runs = {(m, v): runs_dir / f"{m}-x{SCALE}-{v}" for m in MODELS for v in VARIANTS}
+    if not args.skip_training:
+        run_side_by_side({
+            f"{m}-{v}": mobile_sr_command("qat", "--run", str(float_runs[m]), "--minutes", str(args.qat_minutes),
+                                          "--threads", "1", "--out", str(qat_runs[m, v]), "--overwrite", *VARIANTS[v])
+            for (m, v) in qat_runs
+        }, args.out)
+
+    test_pairs = {s: load_sr_pairs(root / "sr/test" / s, SCALE, split="val")[1] for s in TEST_SETS}
+
+    def score(upscale) -> dict[str, float]:
+        return {s: round(evaluate_pairs(upscale, pairs, model="m", dataset=s, scale=SCALE).mean_psnr_y, 4)
+                for s, pairs in test_pairs.items()}
+
+    def exported(run_dir: Path, mode: str) -> TFLiteUpscaler:
+        path = export_dir / f"{run_dir.name}_{mode}_360x640.tflite"
+        result = export_run(run_dir=run_dir, mode=mode, input_size=(360, 640), out_path=path, log=print)
+        sizes[f"{run_dir.name}_{mode}"] = result.report["size_bytes"]
+        return TFLiteUpscaler(result.path)
+
+    results, sizes, histogram_models, weight_stats = {}, {}, {}, {}
+    for model in MODELS:
+        row = {"float": score(exported(float_runs[model], "float")),
+               "ptq_int8": score(exported(float_runs[model], "int8"))}
+        float_model, _ = load_trained_model(float_runs[model])
+        histogram_models[model] = {"float": float_model}
+        weight_stats[model] = {"float": float(np.mean([asymmetry(k.numpy()) for k in conv_kernels(float_model)]))}
+        for variant in VARIANTS:
+            qat_model, _ = load_trained_model(qat_runs[model, variant])
+            row[f"{variant}_keras"] = score(keras_upscaler(qat_model))
+            row[f"{variant}_int8"] = score(exported(qat_runs[model, variant], "int8"))
+            histogram_models[model][variant] = qat_model
+            weight_stats[model][variant] = float(np.mean([asymmetry(k.numpy()) for k in conv_kernels(qat_model)]))
+        results[model] = row
+        print(json.dumps({model: row}), flush=True)
+
+    headers = ["float (.tflite)", "PTQ int8", "QAT (Keras)", "QAT int8", "QAT+clip (Keras)", "QAT+clip int8"]
+    lines = [f"# Quantization ladder x{SCALE} ({args.qat_minutes} min QAT per variant)", "",
+             "PSNR-Y in dB, Set5 / Set14; in brackets the loss against float.", "",
+             "| model | " + " | ".join(headers) + " |", "|---" * (len(headers) + 1) + "|"]
+    for model, row in results.items():
+        cells = []
+        for stage in STAGES:
+            values = " / ".join(f"{row[stage][s]:.3f}" for s in TEST_SETS)
+            delta = "" if stage == "float" else " (" + " / ".join(f"{row[stage][s] - row['float'][s]:+.3f}" for s in TEST_SETS) + ")"
+            cells.append(values + delta)
+        lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    lines += ["", "Mean per-channel weight asymmetry ((max+min)/(max-min))^2: " +
+              "; ".join(f"{m}: " + ", ".join(f"{k} {v:.4f}" for k, v in stats.items()) for m, stats in weight_stats.items()),
+              "", "int8 .tflite sizes (bytes): " + ", ".join(f"{k} {v}" for k, v in sizes.items() if k.endswith("int8"))]
+    report = "\n".join(lines) + "\n"
+    atomic_write_bytes(args.out / "ladder.md", report.encode())
+    atomic_write_bytes(args.out / "ladder.json", (json.dumps(
+        {"psnr": results, "weight_asymmetry": weight_stats, "sizes": sizes, "qat_minutes": args.qat_minutes}, indent=2) + "\n").encode())
+    _plot_histograms(histogram_models, args.out / "weight_histograms.png")
+    print(report)
+
+
+if __name__ == "__main__":
+    main()
