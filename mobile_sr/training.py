@@ -55,7 +55,7 @@ class TrainConfig:
     lr_gamma: float = 0.5
     lr_min: float = 1e-6
     warmup_steps: int = 200
-    l2_finetune_fraction: float = 0.0  # last part of training with L2, which is what PSNR measures
+    l2_finetune_fraction: float = 0.0  # last part of training with L2, which is what PSNR measures (1: all)
     ema_decay: float = 0.999  # 0 turns the EMA off
     validations: int = 20  # validation runs over the whole budget
     seed: int = 0
@@ -81,8 +81,8 @@ class TrainConfig:
             problems.append(f"lr_schedule must be 'step' or 'cosine', got {self.lr_schedule!r}")
         if not all(0 < m < 1 for m in self.lr_milestones):
             problems.append(f"lr_milestones are fractions of training in (0, 1), got {self.lr_milestones}")
-        if not 0 <= self.l2_finetune_fraction < 1:
-            problems.append(f"l2_finetune_fraction must be in [0, 1), got {self.l2_finetune_fraction}")
+        if not 0 <= self.l2_finetune_fraction <= 1:
+            problems.append(f"l2_finetune_fraction must be in [0, 1], got {self.l2_finetune_fraction}")
         if not 0 <= self.ema_decay < 1:
             problems.append(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.validations < 1:

@@ -74,7 +74,7 @@ def test_broken_run_folder(tmp_path):
 @pytest.mark.parametrize(
     "options,match",
     [({"steps": 0}, "steps"), ({"lr_schedule": "linear"}, "lr_schedule"), ({"scale": 5}, "scale"),
-     ({"l2_finetune_fraction": 1.0}, "l2_finetune")],
+     ({"l2_finetune_fraction": 1.5}, "l2_finetune")],
 )
 def test_invalid_training_config(options, match):
     with pytest.raises(ConfigError, match=match):
