@@ -7,6 +7,7 @@ need it, so ``--help`` answers at once.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -179,6 +180,63 @@ def upscale(tflite_path, source, destination, tile, threads) -> None:
 
     for written in upscale_path(tflite_path=tflite_path, source=source, destination=destination, tile=tile, threads=threads):
         click.echo(f"wrote {written}")
+
+
+@main.command()
+@click.argument("models", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--threads", default="1,2", show_default=True, help="Thread counts, e.g. 1,2,all.")
+@click.option("--runs", type=click.IntRange(min=1), default=30, show_default=True, help="Timed runs per configuration.")
+@click.option("--seconds", type=click.FloatRange(min=0, min_open=True), default=None, help="Time budget per configuration instead of --runs (host).")
+@click.option("--warmup", type=click.IntRange(min=0), default=3, show_default=True)
+@click.option("--xnnpack", type=click.Choice(["on", "off", "both"]), default="on", show_default=True, help="Host: XNNPACK delegate.")
+@click.option("--android", is_flag=True, help="Run on a phone over adb with TFLite's benchmark_model.")
+@click.option("--serial", default=None, help="Android device serial (adb devices).")
+@click.option("--delegate", type=click.Choice(["cpu", "xnnpack", "gpu", "nnapi"]), default="xnnpack", show_default=True, help="Android delegate.")
+@click.option("--benchmark-binary", type=click.Path(path_type=Path), default=None, help="benchmark_model for the phone's ABI (or $MOBILE_SR_BENCHMARK_MODEL).")
+@click.option("--apk", is_flag=True, help="Use the TFLite benchmark APK instead of the binary.")
+@click.option("--nnapi-accelerator", default=None, help="NNAPI accelerator name.")
+@click.option("--profile", is_flag=True, help="Android: op profiling.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write the results (a list) here, and a CSV next to it.")
+@click.option("--compare", "eval_jsons", multiple=True, type=click.Path(path_type=Path),
+              help="Eval report(s) of the same models ('mobile-sr eval --tflite --json'): write a Markdown table and a PSNR-vs-latency PNG next to --json.")
+def bench(models, threads, runs, seconds, warmup, xnnpack, android, serial, delegate, benchmark_binary, apk,
+          nnapi_accelerator, profile, json_path, eval_jsons) -> None:
+    """Per-frame latency of .tflite models on this host (LiteRT) or on an Android phone (adb)."""
+    from mobile_sr.benchmark.host import count_macs, parse_threads, to_csv, to_table
+
+    try:
+        thread_counts = parse_threads(threads)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--threads") from None
+    if android:
+        from mobile_sr.benchmark.android import benchmark_on_android
+
+        results = benchmark_on_android(
+            models=list(models), delegate=delegate, threads=thread_counts, serial=serial, benchmark_binary=benchmark_binary,
+            use_apk=apk, nnapi_accelerator=nnapi_accelerator, op_profiling=profile, runs=runs, warmup_runs=warmup, log=_echo,
+        )
+        macs = {Path(path).name: count_macs(path) for path in models}
+        for result in results:
+            result["macs"] = macs[result["model"]]
+    else:
+        from mobile_sr.benchmark.host import benchmark_host
+
+        modes = {"on": (True,), "off": (False,), "both": (True, False)}[xnnpack]
+        results = benchmark_host(list(models), threads=thread_counts, xnnpack=modes, runs=runs, warmup=warmup,
+                                 seconds=seconds, log=_echo)
+    click.echo(to_table(results))
+    if json_path is not None:
+        from mobile_sr.images import atomic_write_bytes
+
+        atomic_write_bytes(json_path, (json.dumps(results, indent=2) + "\n").encode())
+        atomic_write_bytes(json_path.with_suffix(".csv"), to_csv(results).encode())
+        click.echo(f"wrote {json_path} and {json_path.with_suffix('.csv').name}")
+    if eval_jsons:
+        from mobile_sr.benchmark.report import load_psnr, write_comparison
+
+        base = json_path or Path("bench.json")
+        markdown = write_comparison(results, load_psnr(list(eval_jsons)), base.with_suffix(".md"), base.with_suffix(".png"))
+        click.echo(markdown + f"wrote {base.with_suffix('.md')} and {base.with_suffix('.png')}")
 
 
 @main.command("eval")

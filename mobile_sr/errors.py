@@ -32,3 +32,7 @@ class QuantizationError(MobileSRError):
 
 class TFLiteError(MobileSRError):
     """A .tflite file is missing, invalid, or does not run in the LiteRT interpreter."""
+
+
+class AndroidBenchError(MobileSRError):
+    """adb, the device or TFLite's benchmark tool is missing, refuses, or fails."""

@@ -144,7 +144,10 @@ def quantize_for_training(model, calibration: np.ndarray | None = None):
             return layer.__class__.from_config(layer.get_config())
         concat_with_input = any(p.name in inputs for p in _producers(layer))
         config = quantize_config_for(layer, pinned, concat_with_input)
-        clone = layer.__class__.from_config(layer.get_config())
+        layer_config = layer.get_config()
+        if isinstance(layer, ClipToRange):  # its fixed-range output quantizer clamps already
+            layer_config["by_quantizer"] = True
+        clone = layer.__class__.from_config(layer_config)
         return tfmot.quantization.keras.quantize_annotate_layer(clone, quantize_config=config)
 
     with tfmot.quantization.keras.quantize_scope(_CUSTOM_OBJECTS):

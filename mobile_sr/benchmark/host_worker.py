@@ -1,0 +1,72 @@
+"""One host latency measurement in a fresh process (``python -m mobile_sr.benchmark.host_worker``),
+so that its peak memory is the model's alone and runs do not share caches or thread pools.
+
+Prints one JSON object: per-run latencies in ms and the peak resident memory added by the model.
+Imports LiteRT only (no TensorFlow).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+
+import numpy as np
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KiB
+
+
+def measure(model: str, *, threads: int, xnnpack: bool, runs: int, warmup: int, seconds: float | None) -> dict:
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    from mobile_sr.native_logs import silenced_native_stderr
+
+    baseline = _peak_rss_mb()
+    resolver = OpResolverType.AUTO if xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    with silenced_native_stderr():
+        interpreter = Interpreter(model_path=model, num_threads=threads, experimental_op_resolver_type=resolver)
+        interpreter.allocate_tensors()
+    detail = interpreter.get_input_details()[0]
+    rng = np.random.default_rng(0)
+    if np.issubdtype(detail["dtype"], np.integer):
+        info = np.iinfo(detail["dtype"])
+        frame = rng.integers(info.min, info.max, detail["shape"], endpoint=True).astype(detail["dtype"])
+    else:
+        frame = rng.uniform(0, 255, detail["shape"]).astype(detail["dtype"])
+    interpreter.set_tensor(detail["index"], frame)
+    for _ in range(warmup):
+        interpreter.invoke()
+    latencies = []
+    deadline = None if seconds is None else time.perf_counter() + seconds
+    while True:  # `runs` runs, or with a time budget as many as fit (at least 3)
+        start = time.perf_counter()
+        interpreter.invoke()
+        latencies.append((time.perf_counter() - start) * 1000.0)
+        if deadline is None and len(latencies) >= runs:
+            break
+        if deadline is not None and time.perf_counter() >= deadline and len(latencies) >= 3:
+            break
+    return {"latencies_ms": latencies, "peak_memory_mb": _peak_rss_mb() - baseline,
+            "input_shape": [int(v) for v in detail["shape"]]}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("model")
+    parser.add_argument("--threads", type=int, required=True)
+    parser.add_argument("--xnnpack", type=int, choices=(0, 1), required=True)
+    parser.add_argument("--runs", type=int, required=True)
+    parser.add_argument("--warmup", type=int, required=True)
+    parser.add_argument("--seconds", type=float, default=None)
+    args = parser.parse_args(argv)
+    result = measure(args.model, threads=args.threads, xnnpack=bool(args.xnnpack), runs=args.runs,
+                     warmup=args.warmup, seconds=args.seconds)
+    json.dump(result, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""Comparison report over benchmark results: a Markdown table and a PSNR-vs-latency plot, with the
+Mobile AI challenge score ``2^(2 * PSNR) / (C * runtime)`` (C = 0.1, runtime in seconds), which
+trades 0.5 dB of PSNR for half the runtime."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from mobile_sr.errors import MobileSRError
+from mobile_sr.images import atomic_write_bytes
+from mobile_sr.plots import pyplot, save_figure
+
+SCORE_CONSTANT = 0.1
+
+
+def challenge_score(psnr_db: float, latency_ms: float) -> float:
+    return 2.0 ** (2.0 * psnr_db) / (SCORE_CONSTANT * latency_ms / 1000.0)
+
+
+def load_psnr(eval_jsons: list[Path]) -> dict[str, dict]:
+    """``{model stem: {"psnr": dB, "dataset": name}}`` from ``mobile-sr eval --json`` outputs."""
+    table = {}
+    for path in map(Path, eval_jsons):
+        try:
+            reports = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise MobileSRError(f"{path}: not an eval report ({exc}); write one with 'mobile-sr eval --json'") from None
+        for report in reports if isinstance(reports, list) else [reports]:
+            table[Path(report["model"]).stem] = {"psnr": report["mean_psnr_y"], "dataset": report["dataset"]}
+    return table
+
+
+def write_comparison(results: list[dict], psnr: dict[str, dict], markdown_path: Path, png_path: Path) -> str:
+    """Write the table and the plot; returns the Markdown."""
+    lines = ["| model | target | delegate | threads | median ms | PSNR-Y dB | dataset | score |", "|---|---|---|---|---|---|---|---|"]
+    points = []
+    for r in sorted(results, key=lambda r: (r["model"], r["target"], r["delegate"], r["threads"])):
+        quality = psnr.get(Path(r["model"]).stem)
+        score = challenge_score(quality["psnr"], r["latency_ms_median"]) if quality else None
+        lines.append(f"| {r['model']} | {r['target']} | {r['delegate']} | {r['threads']} | {r['latency_ms_median']:.1f} | "
+                     f"{quality['psnr']:.3f} | {quality['dataset']} | {score:.4g} |" if quality else
+                     f"| {r['model']} | {r['target']} | {r['delegate']} | {r['threads']} | {r['latency_ms_median']:.1f} | - | - | - |")
+        if quality:
+            points.append((r, quality["psnr"]))
+    markdown = "\n".join(lines) + "\n"
+    atomic_write_bytes(markdown_path, markdown.encode())
+    plt = pyplot()
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    for r, value in points:
+        label = f"{Path(r['model']).stem} ({r['delegate']}, {r['threads']}t)"
+        axis.scatter(r["latency_ms_median"], value)
+        axis.annotate(label, (r["latency_ms_median"], value), fontsize=7, xytext=(4, 3), textcoords="offset points")
+    axis.set(xlabel="latency per frame (ms, median)", ylabel="PSNR-Y (dB)", title="quality vs latency")
+    axis.grid(alpha=0.3)
+    save_figure(figure, png_path)
+    return markdown
