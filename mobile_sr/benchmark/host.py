@@ -189,15 +189,20 @@ def to_csv(results: list[dict]) -> str:
     return buffer.getvalue()
 
 
+def _cell(value, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
 def to_table(results: list[dict]) -> str:
+    """Markdown table of host or Android results (fields a target lacks show as '-')."""
     header = "| model | target | delegate | threads | input | median ms | p90 ms | min ms | GMAC | GMAC/s/core | peak MB |"
     lines = [header, "|" + "---|" * (header.count("|") - 1)]
     for r in results:
+        macs = None if r.get("macs") is None else r["macs"] / 1e9
         lines.append(
             f"| {r['model']} | {r['target']} | {r['delegate']} | {r['threads']} | {'x'.join(map(str, r['input_shape']))} | "
-            f"{r['latency_ms_median']:.1f} | {r['latency_ms_p90'] if r.get('latency_ms_p90') is None else round(r['latency_ms_p90'], 1)} | "
-            f"{r.get('latency_ms_min', float('nan')):.1f} | {(r['macs'] or 0) / 1e9:.2f} | {r.get('gmacs_per_s_per_core', '-')} | "
-            f"{r.get('peak_memory_mb', '-')} |"
+            f"{_cell(r['latency_ms_median'])} | {_cell(r.get('latency_ms_p90'))} | {_cell(r.get('latency_ms_min'))} | "
+            f"{_cell(macs, 2)} | {_cell(r.get('gmacs_per_s_per_core'))} | {_cell(r.get('peak_memory_mb'))} |"
         )
     return "\n".join(lines)
 

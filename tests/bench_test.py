@@ -1,0 +1,101 @@
+"""Host benchmark of a real tiny model, MAC counting, the op profile and the comparison report."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from mobile_sr.benchmark.host import benchmark_host, count_macs, op_profile, parse_threads
+from mobile_sr.benchmark.report import challenge_score, load_psnr, write_comparison
+from mobile_sr.cli import main
+from mobile_sr.export import convert
+from mobile_sr.models import build_model, make_config
+from mobile_sr.quantization.qat import quantize_for_training
+
+REQUIRED_KEYS = {"model", "target", "delegate", "threads", "input_shape", "latency_ms_median", "latency_ms_p90", "runs", "macs"}
+
+
+@pytest.fixture(scope="module")
+def tiny_int8(tmp_path_factory):
+    model = build_model("scsrn", make_config("scsrn", scale=2, channels=8, feature_convs=2))
+    qat_model = quantize_for_training(model, np.random.default_rng(0).uniform(0, 255, (2, 12, 16, 3)).astype(np.float32))
+    path = tmp_path_factory.mktemp("bench") / "tiny_int8.tflite"
+    path.write_bytes(convert(qat_model, mode="int8", input_size=(12, 16)))
+    return path
+
+
+def test_mac_count_is_exact(tiny_int8):
+    per_pixel = 3 * 9 * 8 + 8 * 9 * 8 + (8 + 3) * 9 * 12  # two feature convs, the output conv on the concat
+    assert count_macs(tiny_int8) == 12 * 16 * per_pixel
+
+
+def test_real_host_benchmark(tiny_int8):
+    lines = []
+    (result,) = benchmark_host([tiny_int8], threads=[1], runs=5, warmup=1, log=lines.append)
+    assert REQUIRED_KEYS <= set(result)
+    assert result["target"] == "host" and result["runs"] == 5 and result["input_shape"] == [1, 12, 16, 3]
+    assert 0 < result["latency_ms_min"] <= result["latency_ms_median"] <= result["latency_ms_p90"]
+    assert result["gmacs_per_s"] > 0 and result["peak_memory_mb"] >= 0
+    assert "litert_benchmark_median_ms" in result or "litert_benchmark" in result
+    assert "median" in lines[0]
+
+
+def test_builtin_kernels_without_xnnpack(tiny_int8):
+    (result,) = benchmark_host([tiny_int8], threads=[1], xnnpack=(False,), runs=3, warmup=0, log=lambda _: None)
+    assert result["delegate"] == "builtin"
+
+
+def test_op_profile_shares(tiny_int8):
+    rows = op_profile(tiny_int8, runs=3, warmup=0)
+    assert {row["op"] for row in rows} >= {"CONV_2D", "DEPTH_TO_SPACE"}
+    assert sum(row["share"] for row in rows) == pytest.approx(1.0, abs=0.01)
+
+
+def test_parse_threads():
+    import os
+
+    assert parse_threads("1,2,all") == list(dict.fromkeys([1, 2, os.cpu_count()]))
+    with pytest.raises(ValueError, match="thread counts"):
+        parse_threads("one")
+
+
+def test_challenge_score():
+    assert challenge_score(30.0, 100.0) == pytest.approx(2.0**60 / (0.1 * 0.1))
+    assert challenge_score(30.5, 200.0) == pytest.approx(challenge_score(30.0, 100.0))  # +0.5 dB pays for 2x time
+
+
+def test_comparison_report(tmp_path):
+    results = [{"model": "a_int8.tflite", "target": "host", "delegate": "xnnpack", "threads": 1, "latency_ms_median": 50.0},
+               {"model": "b_int8.tflite", "target": "host", "delegate": "xnnpack", "threads": 1, "latency_ms_median": 80.0}]
+    (tmp_path / "eval.json").write_text(json.dumps([{"model": "a_int8", "dataset": "Set5", "mean_psnr_y": 30.1},
+                                                   {"model": "b_int8", "dataset": "Set5", "mean_psnr_y": 30.4}]))
+    markdown = write_comparison(results, load_psnr([tmp_path / "eval.json"]), tmp_path / "c.md", tmp_path / "c.png")
+    assert "| a_int8.tflite | host | xnnpack | 1 | 50.0 | 30.100 | Set5 |" in markdown
+    assert (tmp_path / "c.png").stat().st_size > 1000
+
+
+def test_cli_bench_json_csv_and_errors(tiny_int8, tmp_path):
+    out = tmp_path / "bench.json"
+    result = CliRunner().invoke(main, ["bench", str(tiny_int8), "--threads", "1", "--runs", "3", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    (entry,) = json.loads(out.read_text())
+    assert REQUIRED_KEYS <= set(entry)
+    assert out.with_suffix(".csv").read_text().startswith("model,")
+    bad = tmp_path / "bad.tflite"
+    bad.write_bytes(b"junk")
+    result = CliRunner().invoke(main, ["bench", str(bad), "--runs", "1"])
+    assert result.exit_code == 1 and result.output.startswith("Error:")
+    result = CliRunner().invoke(main, ["bench", str(tiny_int8), "--threads", "x"])
+    assert result.exit_code == 2
+
+
+def test_cli_android_without_adb_is_a_one_line_error(tiny_int8, monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv("ANDROID_HOME", raising=False)
+    monkeypatch.delenv("ANDROID_SDK_ROOT", raising=False)
+    fake_binary = tmp_path / "benchmark_model"
+    fake_binary.write_bytes(b"\x7fELF" + b"\0" * 60)
+    result = CliRunner().invoke(main, ["bench", str(tiny_int8), "--android", "--benchmark-binary", str(fake_binary)])
+    assert result.exit_code == 1 and "adb" in result.output
+    assert result.output.strip().splitlines()[-1].startswith("Error:") and "Traceback" not in result.output
