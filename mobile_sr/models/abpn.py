@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from mobile_sr.backend import keras
 from mobile_sr.models.config import PlainSRConfig
-from mobile_sr.models.layers import ClipToRange, DepthToSpace, RepeatChannels, conv3x3, lr_input
+from mobile_sr.models.layers import ClipToRange, DepthToSpace, RepeatChannels, conv3x3, lr_input, plain_feature_trunk
 from mobile_sr.models.registry import register_model
 
 
@@ -23,9 +23,7 @@ class ABPNConfig(PlainSRConfig):
 )
 def build_abpn(config: ABPNConfig):
     lr = lr_input()
-    features = lr
-    for index in range(config.feature_convs):
-        features = conv3x3(config.channels, f"feature_conv{index + 1}", "relu")(features)
+    features = plain_feature_trunk(lr, channels=config.channels, convs=config.feature_convs)
     out_channels = 3 * config.scale**2
     features = conv3x3(out_channels, "tail_conv1", "relu")(features)
     # Zero-initialised, the net starts as nearest-neighbour upscaling: with a random last conv the

@@ -82,6 +82,15 @@ def conv3x3(filters: int, name: str, activation: str | None = None, kernel_initi
     )
 
 
+def plain_feature_trunk(lr, *, channels: int, convs: int):
+    """The feature layers SCSRN and ABPN share: ``convs`` 3x3 conv + ReLU layers named
+    ``feature_conv1``, ``feature_conv2``, ... (names the checkpoints and the QAT configs rely on)."""
+    features = lr
+    for index in range(convs):
+        features = conv3x3(channels, f"feature_conv{index + 1}", "relu")(features)
+    return features
+
+
 def lr_input(name: str = "lr"):
     """The LR image input: any size, RGB in [0, 255]."""
     return keras.Input(shape=(None, None, 3), name=name)

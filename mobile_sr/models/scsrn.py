@@ -9,7 +9,7 @@ import numpy as np
 
 from mobile_sr.backend import keras
 from mobile_sr.models.config import PlainSRConfig
-from mobile_sr.models.layers import ClipToRange, DepthToSpace, conv3x3, lr_input
+from mobile_sr.models.layers import ClipToRange, DepthToSpace, conv3x3, lr_input, plain_feature_trunk
 from mobile_sr.models.registry import register_model
 
 
@@ -25,9 +25,7 @@ class SCSRNConfig(PlainSRConfig):
 )
 def build_scsrn(config: SCSRNConfig):
     lr = lr_input()
-    features = lr
-    for index in range(config.feature_convs):
-        features = conv3x3(config.channels, f"feature_conv{index + 1}", "relu")(features)
+    features = plain_feature_trunk(lr, channels=config.channels, convs=config.feature_convs)
     merged = keras.layers.Concatenate(name="skip_concat")([features, lr])
     output_conv = conv3x3(3 * config.scale**2, "output_conv", kernel_initializer="zeros")
     hr = DepthToSpace(config.scale, name="depth_to_space")(output_conv(merged))

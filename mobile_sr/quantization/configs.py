@@ -37,34 +37,6 @@ def _moving_average():
 
 
 @keras.utils.register_keras_serializable(package="mobile_sr")
-class ConvQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
-    """Per-channel symmetric int8 kernel; the output (after the fused activation) either with a
-    learned moving-average range or pinned to ``output_range``."""
-
-    def __init__(self, output_range: tuple[float, float] | None = None):
-        self.output_range = None if output_range is None else tuple(output_range)
-
-    def get_weights_and_quantizers(self, layer):
-        kernel_quantizer = _quantizers.LastValueQuantizer(num_bits=8, per_axis=True, symmetric=True, narrow_range=True)
-        return [(layer.kernel, kernel_quantizer)]
-
-    def get_activations_and_quantizers(self, layer):
-        return []
-
-    def set_quantize_weights(self, layer, quantize_weights):
-        (layer.kernel,) = quantize_weights
-
-    def set_quantize_activations(self, layer, quantize_activations):
-        pass
-
-    def get_output_quantizers(self, layer):
-        return [_moving_average() if self.output_range is None else _fixed(self.output_range)]
-
-    def get_config(self):
-        return {"output_range": self.output_range}
-
-
-@keras.utils.register_keras_serializable(package="mobile_sr")
 class OutputRangeQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
     """No weights; the output quantized with a fixed range, or with a learned one if None."""
 
@@ -88,6 +60,19 @@ class OutputRangeQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
 
     def get_config(self):
         return {"output_range": self.output_range}
+
+
+@keras.utils.register_keras_serializable(package="mobile_sr")
+class ConvQuantizeConfig(OutputRangeQuantizeConfig):
+    """Per-channel symmetric int8 kernel; the output (after the fused activation) either with a
+    learned moving-average range or pinned to ``output_range``."""
+
+    def get_weights_and_quantizers(self, layer):
+        kernel_quantizer = _quantizers.LastValueQuantizer(num_bits=8, per_axis=True, symmetric=True, narrow_range=True)
+        return [(layer.kernel, kernel_quantizer)]
+
+    def set_quantize_weights(self, layer, quantize_weights):
+        (layer.kernel,) = quantize_weights
 
 
 @keras.utils.register_keras_serializable(package="mobile_sr")
