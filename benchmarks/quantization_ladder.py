@@ -34,7 +34,7 @@ from mobile_sr.tflite import TFLiteUpscaler
 MODELS = ("scsrn", "abpn")
 TEST_SETS = ("Set5", "Set14")
 SCALE = 3
-VARIANTS = {"qat": ["--plain"], "qat_clip": []}  # clip at 3 RMS, regularizer 1e-2 (the qat defaults)
+VARIANTS = {"qat": ["--plain"], "qat_clip": []}  # MSE-optimal clip, regularizer 1e-2 (the qat defaults)
 STAGES = ("float", "ptq_int8", "qat_keras", "qat_int8", "qat_clip_keras", "qat_clip_int8")
 
 

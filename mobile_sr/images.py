@@ -33,21 +33,8 @@ def _check_integrity(path: Path) -> None:
         ) from exc
 
 
-def _to_uint8(pixels: np.ndarray, path: Path) -> np.ndarray:
-    if pixels.dtype == np.uint8:
-        return pixels
-    if pixels.dtype == np.uint16:
-        return np.round(pixels.astype(np.float32) / 257.0).astype(np.uint8)
-    raise ImageError(
-        f"{path}: {pixels.dtype} pixels are not supported; convert it to an 8- or 16-bit image"
-    )
-
-
-def load_rgb(path: str | os.PathLike) -> np.ndarray:
-    """Read an image file as an ``H x W x 3`` uint8 RGB array.
-
-    Gray is replicated to three channels, alpha is dropped and 16-bit values are rounded to 8 bits.
-    """
+def _decode_rgb(path: str | os.PathLike) -> np.ndarray:
+    """Decode an image file into ``H x W x 3`` RGB in its own bit depth (uint8 or uint16)."""
     path = Path(path)
     if not path.is_file():
         raise ImageError(f"{path}: no such file")
@@ -57,7 +44,10 @@ def load_rgb(path: str | os.PathLike) -> np.ndarray:
         raise ImageError(
             f"{path}: not a readable image; mobile-sr reads {', '.join(IMAGE_EXTENSIONS)} files"
         )
-    pixels = _to_uint8(pixels, path)
+    if pixels.dtype not in (np.uint8, np.uint16):
+        raise ImageError(
+            f"{path}: {pixels.dtype} pixels are not supported; convert it to an 8- or 16-bit image"
+        )
     if pixels.ndim == 2:
         return np.repeat(pixels[:, :, None], 3, axis=2)
     channels = pixels.shape[2]
@@ -68,6 +58,24 @@ def load_rgb(path: str | os.PathLike) -> np.ndarray:
     if channels in (3, 4):
         return np.ascontiguousarray(pixels[:, :, 2::-1])  # BGR(A) -> RGB
     raise ImageError(f"{path}: {channels}-channel images are not supported; save it as RGB")
+
+
+def load_rgb(path: str | os.PathLike) -> np.ndarray:
+    """Read an image file as an ``H x W x 3`` uint8 RGB array.
+
+    Gray is replicated to three channels, alpha is dropped and 16-bit values are rounded to 8 bits.
+    """
+    pixels = _decode_rgb(path)
+    if pixels.dtype == np.uint16:
+        return np.round(pixels.astype(np.float32) / 257.0).astype(np.uint8)
+    return pixels
+
+
+def load_rgb_unit(path: str | os.PathLike) -> np.ndarray:
+    """Read an image file as ``H x W x 3`` float32 RGB in [0, 1], keeping 16-bit precision (the
+    LDR exposures of HDR datasets are 16-bit TIFFs)."""
+    pixels = _decode_rgb(path)
+    return pixels.astype(np.float32) / float(np.iinfo(pixels.dtype).max)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

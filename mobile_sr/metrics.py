@@ -1,9 +1,13 @@
-"""Image-quality metrics of the standard SR protocol, shared by training, evaluation and benchmarks.
+"""Image-quality metrics, shared by training, evaluation and benchmarks: the standard SR protocol
+and the multi-exposure HDR protocol.
 
 PSNR and SSIM are measured on the Y channel of ITU-R BT.601 YCbCr computed from uint8 RGB and
 rounded to integers, as MATLAB's ``rgb2ycbcr`` does for uint8 input, with ``shave`` border pixels
 removed. SSIM follows Wang et al. (11x11 Gaussian window, sigma 1.5, K1=0.01, K2=0.03, 'valid'
 filtering), as the reference MATLAB ``ssim_index`` does.
+
+HDR images are linear radiance normalised to [0, 1] (see :mod:`mobile_sr.hdr_protocol`). PSNR-l compares them directly, PSNR-mu and SSIM-mu after the mu-law tonemap
+T(H) = log(1 + mu H) / log(1 + mu), mu = 5000, the curve HDR networks are trained and judged on.
 """
 
 from __future__ import annotations
@@ -96,3 +100,49 @@ def ssim_y(sr: np.ndarray, hr: np.ndarray, shave: int) -> float:
 def to_uint8(image: np.ndarray) -> np.ndarray:
     """Round and clip a float image in [0, 255] to uint8, as saving it to a PNG would."""
     return np.clip(np.round(image), 0, 255).astype(np.uint8)
+
+
+MU = 5000.0
+
+
+def mu_tonemap(hdr: np.ndarray, mu: float = MU) -> np.ndarray:
+    """The mu-law tonemap of linear HDR values in [0, 1] (values outside are clipped)."""
+    return np.log1p(mu * np.clip(hdr, 0.0, 1.0)) / np.log1p(mu)
+
+
+def inverse_mu_tonemap(tonemapped: np.ndarray, mu: float = MU) -> np.ndarray:
+    """Linear HDR values from mu-law tonemapped ones in [0, 1]."""
+    return np.expm1(np.clip(tonemapped, 0.0, 1.0) * np.log1p(mu)) / mu
+
+
+def _check_hdr_pair(output: np.ndarray, reference: np.ndarray) -> None:
+    for name, image in (("output", output), ("reference", reference)):
+        if not isinstance(image, np.ndarray) or not np.issubdtype(image.dtype, np.floating):
+            raise MetricInputError(f"HDR {name} must be a float numpy array of linear radiance in [0, 1], "
+                                   f"got {type(image).__name__} {getattr(image, 'dtype', '')}")
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise MetricInputError(f"HDR {name} must be H x W x 3 RGB, got shape {image.shape}")
+        if not np.isfinite(image).all() or image.min() < 0:
+            raise MetricInputError(f"HDR {name} holds negative, NaN or infinite values; "
+                                   "normalise radiance to [0, 1] first")
+    if output.shape != reference.shape:
+        raise MetricInputError(f"HDR output and reference shapes differ: {output.shape} vs {reference.shape}")
+
+
+def psnr_l(output: np.ndarray, reference: np.ndarray) -> float:
+    """PSNR of linear HDR images in [0, 1] (peak 1)."""
+    _check_hdr_pair(output, reference)
+    return psnr(output, reference, max_value=1.0)
+
+
+def psnr_mu(output: np.ndarray, reference: np.ndarray) -> float:
+    """PSNR of the mu-law tonemapped HDR images (peak 1)."""
+    _check_hdr_pair(output, reference)
+    return psnr(mu_tonemap(output), mu_tonemap(reference), max_value=1.0)
+
+
+def ssim_mu(output: np.ndarray, reference: np.ndarray) -> float:
+    """SSIM of the mu-law tonemapped HDR images, the mean over R, G and B."""
+    _check_hdr_pair(output, reference)
+    a, b = mu_tonemap(output), mu_tonemap(reference)
+    return float(np.mean([ssim(a[:, :, c], b[:, :, c], max_value=1.0) for c in range(3)]))

@@ -410,9 +410,10 @@ def train(
                 metrics.add({"step": step, "loss": window_loss / window_steps, "lr": float(optimizer.learning_rate.numpy()),
                              "loss_name": loss_name, "steps_per_s": rate, "elapsed_s": elapsed})
                 eta = (1.0 - progress) * elapsed / max(progress, 1e-9)
+                val_text = "  --  " if math.isnan(val_psnr) else f"{val_psnr:6.2f}"
                 log(f"step {step:>6} | {loss_name} loss {window_loss / window_steps:8.4f} | "
                     f"lr {float(optimizer.learning_rate.numpy()):.1e} | {rate:5.1f} steps/s | "
-                    f"val {val_psnr:6.2f} dB (bicubic {bicubic_val.mean_psnr_y:.2f}) | "
+                    f"val {val_text} dB (bicubic {bicubic_val.mean_psnr_y:.2f}) | "
                     f"{100 * progress:5.1f}% | ETA {_format_duration(eta)}")
                 window_start, window_steps, window_loss, last_log = time.monotonic(), 0, 0.0, time.monotonic()
                 clock = time.monotonic()

@@ -8,9 +8,21 @@ from mobile_sr.errors import ConfigError
 from mobile_sr.models import build_model, get_model_spec, make_config, model_names
 
 
-@pytest.fixture(scope="module", params=model_names())
+@pytest.fixture(scope="module", params=model_names(task="sr"))
 def name(request):
     return request.param
+
+
+@pytest.fixture(scope="module", params=model_names())
+def any_name(request):
+    return request.param
+
+
+def _inputs(name, height, width, batch=1, seed=0):
+    rng = np.random.default_rng(seed)
+    if get_model_spec(name).task == "sr":
+        return rng.uniform(0, 255, (batch, height, width, 3)).astype(np.float32)
+    return [rng.uniform(0, 1, (batch, height, width, 6)).astype(np.float32) for _ in range(3)]
 
 
 @pytest.mark.parametrize("scale", [2, 3, 4])
@@ -22,36 +34,49 @@ def test_output_shape_and_range(name, scale):
     assert np.isfinite(sr).all() and sr.min() >= 0 and sr.max() <= 255
 
 
-def test_parameter_budget(name):
-    spec = get_model_spec(name)
-    assert build_model(name).count_params() <= spec.param_budget
+def test_hdr_output_shape_and_range():
+    for name in model_names(task="hdr"):
+        model = build_model(name, make_config(name, **get_model_spec(name).tiny_config))
+        output = model(_inputs(name, 16, 24, batch=2)).numpy()
+        assert output.shape == (2, 16, 24, 3)
+        assert np.isfinite(output).all() and output.min() >= 0 and output.max() <= 1
 
 
-def test_config_round_trip(name):
-    config = make_config(name, scale=2)
+def test_parameter_budget(any_name):
+    spec = get_model_spec(any_name)
+    assert build_model(any_name).count_params() <= spec.param_budget
+
+
+def test_config_round_trip(any_name):
+    config = make_config(any_name, **get_model_spec(any_name).tiny_config)
     assert type(config).from_dict(config.to_dict()) == config
 
 
-def test_keras_config_round_trip(name):
-    model = build_model(name)
+def test_keras_config_round_trip(any_name):
+    model = build_model(any_name, make_config(any_name, **get_model_spec(any_name).tiny_config))
     clone = keras.Model.from_config(model.get_config())
     clone.set_weights(model.get_weights())
-    lr = np.random.default_rng(1).uniform(0, 255, (1, 8, 8, 3)).astype(np.float32)
-    np.testing.assert_allclose(clone(lr).numpy(), model(lr).numpy(), atol=1e-4)
+    inputs = _inputs(any_name, 8, 8, seed=1)
+    np.testing.assert_allclose(clone(inputs).numpy(), model(inputs).numpy(), atol=1e-4)
 
 
-def test_no_lambda_or_nested_models(name):
-    for layer in build_model(name).layers:
+def test_no_lambda_or_nested_models(any_name):
+    for layer in build_model(any_name).layers:
         assert not isinstance(layer, (keras.layers.Lambda, keras.Model)), layer.name
 
 
-def test_invalid_configs(name):
+def test_invalid_configs(any_name):
+    with pytest.raises(ConfigError, match="channels"):
+        make_config(any_name, channels=0)
+    with pytest.raises(ConfigError, match="no field"):
+        make_config(any_name, colour="red")
+    with pytest.raises(ConfigError, match="integer"):
+        make_config(any_name, channels=3.0)
+
+
+def test_sr_scale_is_checked(name):
     with pytest.raises(ConfigError, match="scale"):
         make_config(name, scale=5)
-    with pytest.raises(ConfigError, match="no field"):
-        make_config(name, colour="red")
-    with pytest.raises(ConfigError, match="integer"):
-        make_config(name, scale=3.0)
 
 
 def test_unknown_model_lists_the_registry():

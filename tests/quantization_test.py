@@ -7,7 +7,7 @@ import pytest
 from mobile_sr.backend import keras, tf
 from mobile_sr.errors import QuantizationError
 from mobile_sr.export import convert
-from mobile_sr.models import build_model, make_config, model_names
+from mobile_sr.models import build_model, get_model_spec, make_config, model_names
 from mobile_sr.models.layers import lr_input
 from mobile_sr.quantization.qat import quantize_for_training
 from mobile_sr.quantization.weights import (
@@ -16,9 +16,9 @@ from mobile_sr.quantization.weights import (
 from mobile_sr.tflite import TFLiteUpscaler
 
 
-@pytest.mark.parametrize("name", model_names())
+@pytest.mark.parametrize("name", model_names(task="sr"))
 def test_quantize_convert_interpret_compare(name, tmp_path):
-    model = build_model(name, make_config(name, scale=2, channels=8, feature_convs=2))
+    model = build_model(name, make_config(name, **get_model_spec(name).tiny_config))
     rng = np.random.default_rng(0)
     for kernel in conv_kernels(model):  # small random weights keep every output inside [0, 255]
         kernel.assign(kernel * 0.2)

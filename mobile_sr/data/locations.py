@@ -6,12 +6,26 @@ working directory or the source checkout; they are never downloaded.
 
 from __future__ import annotations
 
+import importlib.resources
 import os
 from pathlib import Path
 
+import numpy as np
+
 from mobile_sr.errors import DatasetError
+from mobile_sr.images import load_rgb
 
 DEFAULT_DATASET = "default"
+# scikit-image's natural color photos (not the gray, microscopy or synthetic ones). The last two
+# are held out for validation; motorcycle_left/right are a stereo pair and stay together.
+DEFAULT_TRAIN_PHOTOS = (
+    "astronaut.png",
+    "rocket.jpg",
+    "motorcycle_left.png",
+    "motorcycle_right.png",
+    "hubble_deep_field.jpg",
+)
+DEFAULT_VAL_PHOTOS = ("chelsea.png", "coffee.png")
 # name -> path below the shared datasets folder
 NAMED_SR_SETS = {
     "set5": "sr/test/Set5",
@@ -20,6 +34,16 @@ NAMED_SR_SETS = {
     "t91": "sr/train/T91",
     "bsd200": "sr/train/BSD200",
 }
+
+
+def default_photos(split: str) -> list[tuple[str, np.ndarray]]:
+    """``(name, uint8 RGB)`` of the embedded default photos of ``split`` ("train" or "val")."""
+    folder = importlib.resources.files("skimage.data")
+    photos = []
+    for name in {"train": DEFAULT_TRAIN_PHOTOS, "val": DEFAULT_VAL_PHOTOS}[split]:
+        with importlib.resources.as_file(folder / name) as path:
+            photos.append((Path(name).stem, load_rgb(path)))
+    return photos
 
 
 def shared_datasets_dir() -> Path | None:

@@ -12,7 +12,6 @@ Three sources, all giving :class:`SRPair` lists held in memory:
 from __future__ import annotations
 
 import hashlib
-import importlib.resources
 import os
 import re
 from dataclasses import dataclass
@@ -21,21 +20,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from mobile_sr.data.locations import resolve_dataset
+from mobile_sr.data.locations import default_photos, resolve_dataset
 from mobile_sr.errors import DatasetError, ImageError
 from mobile_sr.images import IMAGE_EXTENSIONS, load_rgb, save_png
 from mobile_sr.resize import bicubic_downscale, modcrop
 
-# scikit-image's natural color photos (not the gray, microscopy or synthetic ones). The last two
-# are held out for validation; motorcycle_left/right are a stereo pair and stay together.
-DEFAULT_TRAIN_PHOTOS = (
-    "astronaut.png",
-    "rocket.jpg",
-    "motorcycle_left.png",
-    "motorcycle_right.png",
-    "hubble_deep_field.jpg",
-)
-DEFAULT_VAL_PHOTOS = ("chelsea.png", "coffee.png")
 SUPPORTED_SCALES = (2, 3, 4)
 
 
@@ -145,13 +134,10 @@ def load_div2k(root: Path, scale: int, split: str = "train") -> list[SRPair]:
 def load_default_photos(scale: int, split: str) -> list[SRPair]:
     """The natural photos embedded in scikit-image, degraded with bicubic (no download)."""
     check_scale(scale)
-    names = {"train": DEFAULT_TRAIN_PHOTOS, "val": DEFAULT_VAL_PHOTOS}[split]
-    folder = importlib.resources.files("skimage.data")
     pairs = []
-    for name in names:
-        with importlib.resources.as_file(folder / name) as path:
-            hr = modcrop(load_rgb(path), scale)
-        pairs.append(SRPair(name=Path(name).stem, lr=bicubic_downscale(hr, scale), hr=hr, scale=scale))
+    for name, photo in default_photos(split):
+        hr = modcrop(photo, scale)
+        pairs.append(SRPair(name=name, lr=bicubic_downscale(hr, scale), hr=hr, scale=scale))
     return pairs
 
 

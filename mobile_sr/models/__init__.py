@@ -1,6 +1,6 @@
 """Model registry. Importing this package registers every architecture (one file each)."""
 
-from mobile_sr.models import abpn, scsrn  # noqa: F401  (registration side effect)
+from mobile_sr.models import abpn, ahdrnet, hdr_unet, scsrn  # noqa: F401  (registration side effect)
 from mobile_sr.models.config import ModelConfig
 from mobile_sr.models.registry import (
     ModelSpec,

@@ -19,6 +19,7 @@ class ABPNConfig(PlainSRConfig):
     "abpn",
     config_class=ABPNConfig,
     param_budget=50_000,
+    tiny_config={"scale": 2, "channels": 8, "feature_convs": 2},
     summary="anchor-based plain net: input repeated s^2 times and added before depth-to-space (MAI 2021)",
 )
 def build_abpn(config: ABPNConfig):

@@ -55,3 +55,16 @@ class PlainSRConfig(ModelConfig):
             raise ConfigError(f"channels must be in [1, 512], got {self.channels}")
         if not 1 <= self.feature_convs <= 64:
             raise ConfigError(f"feature_convs must be in [1, 64], got {self.feature_convs}")
+
+
+@dataclass(frozen=True)
+class HDRConfig(ModelConfig):
+    """Multi-exposure HDR models: three LDR exposures in (each 6 channels in [0, 1]: the LDR image
+    and its HDR-domain version L^2.2 / t), the mu-law tonemapped HDR image in [0, 1] out.
+    ``channels`` is the width of the first stage."""
+
+    channels: int = 32
+
+    def validate(self) -> None:
+        if not 1 <= self.channels <= 512:
+            raise ConfigError(f"channels must be in [1, 512], got {self.channels}")

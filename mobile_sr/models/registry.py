@@ -9,6 +9,9 @@ from mobile_sr.errors import ConfigError
 from mobile_sr.models.config import ModelConfig
 
 
+TASKS = ("sr", "hdr")
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
@@ -16,25 +19,33 @@ class ModelSpec:
     build: Callable[[Any], Any]
     param_budget: int  # most parameters the default config may have: a guard against silent growth
     summary: str
+    task: str  # "sr": one LR RGB image in [0, 255]; "hdr": three LDR exposures in, tonemapped HDR out
+    tiny_config: dict[str, Any]  # a few-kilobyte variant for the registry-wide end-to-end tests
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
 
 
-def register_model(name: str, *, config_class: type[ModelConfig], param_budget: int, summary: str):
+def register_model(
+    name: str, *, config_class: type[ModelConfig], param_budget: int, summary: str, task: str = "sr",
+    tiny_config: dict[str, Any] | None = None,
+):
     """Decorator registering ``build(config) -> keras.Model`` under ``name``."""
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}, got '{task}'")
 
     def decorator(build: Callable[[Any], Any]) -> Callable[[Any], Any]:
         if name in _REGISTRY:
             raise ValueError(f"model '{name}' is registered twice")
-        _REGISTRY[name] = ModelSpec(name, config_class, build, param_budget, summary)
+        _REGISTRY[name] = ModelSpec(name, config_class, build, param_budget, summary, task, dict(tiny_config or {}))
         return build
 
     return decorator
 
 
-def model_names() -> list[str]:
-    return sorted(_REGISTRY)
+def model_names(task: str | None = None) -> list[str]:
+    """Registered model names, all or those of one task ("sr", "hdr")."""
+    return sorted(name for name, spec in _REGISTRY.items() if task in (None, spec.task))
 
 
 def get_model_spec(name: str) -> ModelSpec:

@@ -21,6 +21,7 @@ class SCSRNConfig(PlainSRConfig):
     "scsrn",
     config_class=SCSRNConfig,
     param_budget=45_000,
+    tiny_config={"scale": 2, "channels": 8, "feature_convs": 2},
     summary="skip-concatenated SR net: LR input concatenated before the last conv (MAI 2022 winner)",
 )
 def build_scsrn(config: SCSRNConfig):
