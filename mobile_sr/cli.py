@@ -70,16 +70,18 @@ def models() -> None:
 
 
 @main.command()
-@click.option("--model", "model_name", default="scsrn", show_default=True, help="Registered model name (see 'mobile-sr models').")
+@click.option("--model", "model_name", default="scsrn", show_default=True, help="Registered model name (see 'mobile-sr models'): SR or HDR.")
 @click.option("--data", default="default", show_default=True,
-              help="Training data: a folder of HR images (searched recursively), a DIV2K root, a named set (train291, t91, bsd200) or 'default' (photos inside scikit-image).")
+              help="SR: a folder of HR images (searched recursively), a DIV2K root, a named set (train291, t91, bsd200) or 'default' (photos inside "
+                   "scikit-image). HDR: a Kalantari root, a folder of photos or .hdr/.exr radiance maps (synthetic exposures), or 'default' "
+                   "(synthetic exposures of the scikit-image photos).")
 @click.option("--val-data", default=None, help="Validation data (folder or name); default: the default's val photos, or a few images held out of --data.")
-@click.option("--scale", type=click.IntRange(2, 4), default=3, show_default=True)
+@click.option("--scale", type=click.IntRange(2, 4), default=3, show_default=True, help="SR scale.")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Step budget.")
 @click.option("--minutes", type=click.FloatRange(min=0, min_open=True), default=None, help="Training-time budget (default 8 when --steps is not given either).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
-@click.option("--patch-size", type=click.IntRange(min=8), default=64, show_default=True, help="LR patch side in pixels.")
-@click.option("--lr", "learning_rate", type=float, default=1e-3, show_default=True, help="Peak Adam learning rate.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Batch size [SR: 16, HDR: 8].")
+@click.option("--patch-size", type=click.IntRange(min=8), default=None, help="Patch side in pixels (SR: of the LR image) [SR: 64, HDR: 128].")
+@click.option("--lr", "learning_rate", type=float, default=None, help="Peak Adam learning rate [SR: 1e-3, HDR: 5e-4].")
 @click.option("--lr-schedule", type=click.Choice(["step", "cosine"]), default="step", show_default=True)
 @click.option("--l2-finetune", "l2_finetune_fraction", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
               help="Fraction of the budget, at the end, trained with L2 instead of L1.")
@@ -87,7 +89,7 @@ def models() -> None:
 @click.option("--channels", type=click.IntRange(min=1), default=None, help="Override the model's channel count.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for TensorFlow (default: all cores).")
-@click.option("--out", "run_dir", type=click.Path(file_okay=False, path_type=Path), default=None, help="Run folder (default runs/<model>-x<scale>).")
+@click.option("--out", "run_dir", type=click.Path(file_okay=False, path_type=Path), default=None, help="Run folder (default runs/<model>-x<scale>, HDR runs/<model>).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run in --out.")
 def train(model_name, data, val_data, scale, steps, minutes, batch_size, patch_size, learning_rate, lr_schedule,
@@ -98,8 +100,8 @@ def train(model_name, data, val_data, scale, steps, minutes, batch_size, patch_s
     if resume and overwrite:
         raise click.UsageError("--resume and --overwrite contradict each other; pick one")
     _set_threads(threads)
-    config = TrainConfig(
-        model=model_name, scale=scale, model_options={} if channels is None else {"channels": channels},
+    config = TrainConfig.for_model(
+        model_name, scale=scale, model_options={} if channels is None else {"channels": channels},
         data=data, val_data=val_data, steps=steps, minutes=minutes, batch_size=batch_size,
         patch_size=patch_size, learning_rate=learning_rate, lr_schedule=lr_schedule,
         l2_finetune_fraction=l2_finetune_fraction, ema_decay=ema_decay, seed=seed,
@@ -151,21 +153,42 @@ def qat(float_run, data, steps, minutes, learning_rate, clip_threshold, symmetry
 @click.option("--int8", "mode", flag_value="int8", help="Full-integer int8 (QAT run, or post-training quantization of a float run).")
 @click.option("--float", "mode", flag_value="float", help="Float32.")
 @click.option("--fp16", "mode", flag_value="fp16", help="Float16 weights.")
-@click.option("--input-size", default="360x640", show_default=True, help="LR input HxW, or 'dynamic'.")
+@click.option("--input-size", default=None, help="Input HxW, or 'dynamic' [SR: 360x640 LR, HDR: 1000x1500].")
 @click.option("--io-type", type=click.Choice(["uint8", "int8"]), default="uint8", show_default=True, help="int8 model input/output type.")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Output .tflite (default export/<run>_<mode>_<size>.tflite); a JSON report goes next to it.")
 def export(run_dir, mode, input_size, io_type, out_path) -> None:
     """Export a trained run to .tflite and verify it in the LiteRT interpreter."""
-    from mobile_sr.export import export_run, latest_run, parse_input_size
+    from mobile_sr.export import default_input_size, export_run, latest_run, parse_input_size
 
     if mode is None:
         raise click.UsageError("choose one of --int8, --float or --fp16")
+    run_dir = run_dir or latest_run()
     try:
-        size = parse_input_size(input_size)
+        size = default_input_size(run_dir) if input_size is None else parse_input_size(input_size)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--input-size") from None
-    export_run(run_dir=run_dir or latest_run(), mode=mode, input_size=size, io_type=io_type, out_path=out_path, log=_echo)
+    export_run(run_dir=run_dir, mode=mode, input_size=size, io_type=io_type, out_path=out_path, log=_echo)
+
+
+@main.command()
+@click.option("--tflite", "tflite_path", type=click.Path(path_type=Path), required=True, help="Exported .tflite HDR model.")
+@click.argument("exposures", nargs=3, type=click.Path(path_type=Path))
+@click.argument("destination", type=click.Path(path_type=Path))
+@click.option("--exposures", "stops", required=True, help="The exposures' EV stops, short to long, e.g. 0,2,4 (or -2,0,2).")
+@click.option("--no-preview", is_flag=True, help="Do not write the tonemapped PNG next to the HDR file.")
+@click.option("--threads", type=click.IntRange(min=1), default=None)
+def merge(tflite_path, exposures, destination, stops, no_preview, threads) -> None:
+    """Merge three exposures (short, reference, long) into DESTINATION (.hdr or .exr)."""
+    from mobile_sr.merge import merge_exposures
+
+    try:
+        values = [float(v) for v in stops.split(",")]
+    except ValueError:
+        raise click.BadParameter(f"'{stops}' is not a comma-separated list of EV stops, e.g. 0,2,4", param_hint="--exposures") from None
+    for path in merge_exposures(tflite_path=tflite_path, exposures=list(exposures), stops=values,
+                                destination=destination, preview=not no_preview, threads=threads):
+        click.echo(f"wrote {path}")
 
 
 @main.command()
@@ -242,24 +265,32 @@ def bench(models, threads, runs, seconds, warmup, xnnpack, android, serial, dele
 @main.command("eval")
 @click.option("--run", "run_dir", type=click.Path(path_type=Path), default=None, help="Run folder of a trained model.")
 @click.option("--tflite", "tflite_path", type=click.Path(path_type=Path), default=None, help="A .tflite model, run in LiteRT.")
-@click.option("--model", "model_name", type=click.Choice(["bicubic"]), default=None, help="A model-free baseline.")
-@click.option("--data", required=True, help="Folder of HR images, or a named set (set5, set14, default).")
+@click.option("--model", "model_name", type=click.Choice(["bicubic", "debevec", "robertson"]), default=None,
+              help="A model-free baseline: bicubic (SR), OpenCV's Debevec or Robertson merge (HDR).")
+@click.option("--data", required=True, help="SR: folder of HR images, or a named set (set5, set14, default). "
+                                            "HDR: a Kalantari root, a folder of photos or radiance maps, or default (synthetic).")
 @click.option("--scale", "scales", callback=_parse_scales, default=None, help="Scale(s), e.g. 3 or 2,3,4 (default: the run's scale).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the report here (a list when several scales) and the crops PNG next to it.")
 @click.option("--quiet", is_flag=True, help="Only print the mean of each scale.")
 @click.option("--tile", is_flag=True, help="With --tflite: run in tiles of the model's input size.")
 def eval_command(run_dir, tflite_path, model_name, data, scales, json_path, quiet, tile) -> None:
-    """PSNR/SSIM on Y (BT.601, scale pixels shaved) of a run, a .tflite or bicubic on HR images."""
+    """SR: PSNR/SSIM on Y (BT.601, scale pixels shaved) of a run, a .tflite or bicubic on HR images.
+    HDR: PSNR-mu/PSNR-l/SSIM-mu of a run or an OpenCV merge, next to the OpenCV merges."""
     from mobile_sr.data import load_sr_pairs
     from mobile_sr.evaluation import (
         bicubic_upscaler, evaluate_pairs, format_report, write_crops, write_report,
     )
 
     if sum(v is not None for v in (run_dir, tflite_path, model_name)) != 1:
-        raise click.UsageError("give exactly one of --run RUN_DIR, --tflite FILE or --model bicubic")
+        raise click.UsageError("give exactly one of --run RUN_DIR, --tflite FILE or --model bicubic|debevec|robertson")
+    if model_name in ("debevec", "robertson"):
+        return _eval_hdr(None, name=model_name, data=data, json_path=json_path, quiet=quiet)
     if tflite_path is not None:
-        from mobile_sr.tflite import TFLiteUpscaler
+        from mobile_sr.tflite import TFLiteMerger, TFLiteUpscaler, graph_task
+
+        if graph_task(tflite_path) == "hdr":
+            return _eval_hdr(TFLiteMerger(tflite_path), name=tflite_path.stem, data=data, json_path=json_path, quiet=quiet)
 
         upscaler = TFLiteUpscaler(tflite_path, tile=tile)
         if scales not in (None, [upscaler.scale]):
@@ -271,6 +302,14 @@ def eval_command(run_dir, tflite_path, model_name, data, scales, json_path, quie
         from mobile_sr.runs import load_trained_model
 
         model, run_config = load_trained_model(run_dir)
+        if "scale" not in run_config["model_config"]:
+            from mobile_sr.models import make_config
+
+            from mobile_sr.hdr_evaluation import keras_merger
+
+            size_multiple = make_config(run_config["model"], **run_config["model_config"]).size_multiple
+            return _eval_hdr(keras_merger(model, size_multiple=size_multiple), name=run_config["model"], data=data,
+                             quiet=quiet, json_path=json_path or Path(run_dir) / "eval" / "report.json")
         run_scale = run_config["model_config"]["scale"]
         if scales not in (None, [run_scale]):
             raise click.UsageError(f"the model in {run_dir} is x{run_scale}; drop --scale or pass --scale {run_scale}")
@@ -294,3 +333,29 @@ def eval_command(run_dir, tflite_path, model_name, data, scales, json_path, quie
     if json_path is not None:
         write_report(reports[0] if len(reports) == 1 else reports, json_path)
         click.echo(f"wrote {json_path}")
+
+
+def _eval_hdr(merger, *, name: str, data: str, json_path: Path | None, quiet: bool) -> None:
+    """Score an HDR merger (a Keras model or a .tflite; with None, only the classical merges) on
+    ``data``, next to OpenCV's Debevec and Robertson merges and the reference exposure alone."""
+    from mobile_sr.data.hdr import load_hdr_scenes
+    from mobile_sr.hdr_evaluation import (
+        evaluate_scenes, format_hdr_report, opencv_merger, reference_exposure_merger, save_hdr_figure,
+        write_hdr_report,
+    )
+
+    dataset, scenes = load_hdr_scenes(data, "val")
+    mergers = {} if merger is None else {name: merger}
+    mergers.update({"debevec": opencv_merger("debevec"), "robertson": opencv_merger("robertson"),
+                    "reference exposure": reference_exposure_merger})
+    progress = None if quiet else _echo
+    reports = [evaluate_scenes(merge, scenes, model=label, dataset=dataset, progress=progress) for label, merge in mergers.items()]
+    for report in reports:
+        click.echo(format_hdr_report(report))
+    if json_path is not None:
+        write_hdr_report(reports, json_path)
+        worst = min(reports[0].scenes, key=lambda scene: scene.psnr_mu).name
+        scene = next(s for s in scenes if s.name == worst)
+        figure = json_path.with_name(json_path.stem + f"_{worst}.png")
+        save_hdr_figure(scene, {label: mergers[label](scene) for label in list(mergers)[:3]}, figure)
+        click.echo(f"wrote {json_path} and {figure.name}")

@@ -24,6 +24,7 @@ from mobile_sr.images import atomic_write_bytes
 MODES = ("int8", "float", "fp16")
 IO_TYPES = ("uint8", "int8")
 DEFAULT_INPUT_SIZE = (360, 640)  # the Mobile AI challenge frame: 360x640 LR -> 1080x1920 for x3
+DEFAULT_HDR_INPUT_SIZE = (1000, 1500)  # a 1.5-megapixel frame, the size of Kalantari's test scenes
 CALIBRATION_SAMPLES = 64
 
 
@@ -48,6 +49,17 @@ def parse_input_size(text: str) -> tuple[int, int] | None:
     return height, width
 
 
+def _size_multiple(run_config: dict) -> int:
+    from mobile_sr.models import make_config
+
+    return getattr(make_config(run_config["model"], **run_config["model_config"]), "size_multiple", 1)
+
+
+def default_input_size(run_dir: Path) -> tuple[int, int]:
+    """The export size of a run when none is given: the SR challenge frame, or an HDR frame."""
+    return DEFAULT_INPUT_SIZE if "scale" in runs.read_run_config(run_dir)["model_config"] else DEFAULT_HDR_INPUT_SIZE
+
+
 def latest_run(root: Path = Path("runs")) -> Path:
     """The most recently finished run below ``root``."""
     finished = [p.parent for p in root.glob(f"*/{runs.WEIGHTS_FILE}")] if root.is_dir() else []
@@ -56,23 +68,31 @@ def latest_run(root: Path = Path("runs")) -> Path:
     return max(finished, key=lambda p: (p / runs.WEIGHTS_FILE).stat().st_mtime)
 
 
-def _calibration_samples(run_config: dict, input_size: tuple[int, int] | None, seed: int = 0) -> list[np.ndarray]:
-    """Representative LR inputs (1 x H x W x 3) for post-training quantization, cut from the run's
-    training data."""
-    from mobile_sr.data.sr import load_sr_pairs
-
+def _calibration_samples(run_config: dict, input_size: tuple[int, int] | None, seed: int = 0) -> list[list[np.ndarray]]:
+    """Representative inputs for post-training quantization, cut from the run's training data:
+    each a list of the model's inputs (SR: one 1 x H x W x 3 LR crop; HDR: three exposures)."""
     train = run_config["train"]
-    _, pairs = load_sr_pairs(train["data"], run_config["model_config"]["scale"], split="train")
     height, width = input_size or (train["patch_size"], train["patch_size"])
     rng = np.random.default_rng(seed)
+    if "scale" in run_config["model_config"]:
+        from mobile_sr.data.sr import load_sr_pairs
+
+        _, pairs = load_sr_pairs(train["data"], run_config["model_config"]["scale"], split="train")
+        sources = [pair.lr for pair in pairs]
+    else:
+        from mobile_sr.data.hdr import load_hdr_scenes, network_inputs
+
+        _, scenes = load_hdr_scenes(train["data"], "train", seed=train["seed"])
+        sources = [np.concatenate(network_inputs(s.ldrs, s.exposure_times), axis=-1) for s in scenes]
     samples = []
-    for index in rng.integers(len(pairs), size=CALIBRATION_SAMPLES):
-        lr = pairs[index].lr
-        reps = (-(-height // lr.shape[0]), -(-width // lr.shape[1]), 1)
-        source = np.tile(lr, reps) if reps != (1, 1, 1) else lr  # small images are tiled up to the size
+    for index in rng.integers(len(sources), size=CALIBRATION_SAMPLES):
+        image = sources[index]
+        reps = (-(-height // image.shape[0]), -(-width // image.shape[1]), 1)
+        source = np.tile(image, reps) if reps != (1, 1, 1) else image  # small images are tiled up to the size
         top = rng.integers(source.shape[0] - height + 1)
         left = rng.integers(source.shape[1] - width + 1)
-        samples.append(source[top : top + height, left : left + width][None].astype(np.float32))
+        crop = source[top : top + height, left : left + width][None].astype(np.float32)
+        samples.append(np.split(crop, crop.shape[-1] // 6, axis=-1) if crop.shape[-1] > 3 else [crop])
     return samples
 
 
@@ -82,8 +102,12 @@ def convert(model, *, mode: str, input_size: tuple[int, int] | None, io_type: st
     from mobile_sr.backend import tf
 
     height, width = input_size or (None, None)
-    signature = tf.TensorSpec([1, height, width, 3], tf.float32, name="lr")
-    function = tf.function(lambda lr: model(lr, training=False)).get_concrete_function(signature)
+    signatures = [tf.TensorSpec([1, height, width, int(tensor.shape[-1])], tf.float32, name=name)
+                  for tensor, name in zip(model.inputs, model.input_names)]
+    if len(signatures) == 1:
+        function = tf.function(lambda image: model(image, training=False)).get_concrete_function(*signatures)
+    else:
+        function = tf.function(lambda *inputs: model(list(inputs), training=False)).get_concrete_function(*signatures)
     converter = tf.lite.TFLiteConverter.from_concrete_functions([function], model)
     if mode == "fp16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -106,7 +130,7 @@ def inspect(path: Path) -> dict:
     """What a .tflite holds: ops, tensor types, I/O shapes and quantization, size."""
     from mobile_sr.tflite import load_interpreter
 
-    interpreter = load_interpreter(path)
+    interpreter = load_interpreter(path, expect=None)
     tensors = interpreter.get_tensor_details()
     ops = [op["op_name"] for op in interpreter._get_ops_details() if op["op_name"] != "DELEGATE"]
 
@@ -124,18 +148,19 @@ def inspect(path: Path) -> dict:
         "non_integer_tensors": [t["name"] for t in tensors if np.dtype(t["dtype"]).name not in ("int8", "uint8", "int32")],
         "int32_tensors": [t["name"] for t in tensors if np.dtype(t["dtype"]).name == "int32"],
         "input": describe(interpreter.get_input_details()[0]),
+        "inputs": [describe(detail) for detail in interpreter.get_input_details()],
         "output": describe(interpreter.get_output_details()[0]),
     }
 
 
 def verify(path: Path, report: dict, *, mode: str, io_type: str) -> None:
     """Raise QuantizationError unless the model is what the export promised, and runs."""
-    from mobile_sr.tflite import TFLiteUpscaler
+    from mobile_sr.tflite import TFLiteMerger, TFLiteUpscaler, graph_task
 
     expected = io_type if mode == "int8" else "float32"
-    for side in ("input", "output"):
-        if report[side]["dtype"] != expected:
-            raise QuantizationError(f"exported {side} is {report[side]['dtype']}, expected {expected}")
+    for side, detail in [*(("input", d) for d in report["inputs"]), ("output", report["output"])]:
+        if detail["dtype"] != expected:
+            raise QuantizationError(f"exported {side} is {detail['dtype']}, expected {expected}")
     if mode == "int8":
         if report["non_integer_tensors"]:
             raise QuantizationError(
@@ -145,10 +170,16 @@ def verify(path: Path, report: dict, *, mode: str, io_type: str) -> None:
         consumers = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV"}
         if report["int32_tensors"] and not consumers & set(report["ops"]):
             raise QuantizationError(f"unexpected int32 tensors: {report['int32_tensors'][:5]}")
-    upscaler = TFLiteUpscaler(path)
-    height, width = (v if v > 0 else 16 for v in report["input"]["shape"][1:3])
-    result = upscaler(np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8))
-    if result.shape != (height * upscaler.scale, width * upscaler.scale, 3):
+    height, width = (v if v > 0 else 64 for v in report["input"]["shape"][1:3])
+    rng = np.random.default_rng(0)
+    if graph_task(path) == "hdr":
+        result = TFLiteMerger(path, size_multiple=1).tonemapped([rng.uniform(0, 1, (height, width, 6)) for _ in range(3)])
+        expected_shape = (height, width, 3)
+    else:
+        upscaler = TFLiteUpscaler(path)
+        result = upscaler(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
+        expected_shape = (height * upscaler.scale, width * upscaler.scale, 3)
+    if result.shape != expected_shape:
         raise TFLiteError(f"{path}: the interpreter returned {result.shape} for a {height}x{width} input")
 
 
@@ -167,6 +198,10 @@ def export_run(*, run_dir: Path, mode: str, input_size: tuple[int, int] | None =
         raise ValueError(f"io_type must be one of {IO_TYPES}, got {io_type!r}")
     run_dir = Path(run_dir)
     model, run_config = runs.load_trained_model(run_dir)
+    size_multiple = _size_multiple(run_config)
+    if input_size is not None and (input_size[0] % size_multiple or input_size[1] % size_multiple):
+        raise QuantizationError(f"{run_config['model']} needs an input size that is a multiple of {size_multiple} "
+                                f"(its downsampling), got {input_size[0]}x{input_size[1]}")
     qat = runs.is_qat_run(run_config)
     post_training = mode == "int8" and not qat
     if qat and mode != "int8":
@@ -176,11 +211,14 @@ def export_run(*, run_dir: Path, mode: str, input_size: tuple[int, int] | None =
     if post_training:
         log(f"{run_dir} has no QAT: int8 by post-training quantization, calibrated on "
             f"{CALIBRATION_SAMPLES} inputs from its training data ({run_config['train']['data']})")
+        from mobile_sr.models import get_model_spec
         from mobile_sr.quantization.qat import equalize_concat_ranges
 
         samples = _calibration_samples(run_config, input_size)
-        model = equalize_concat_ranges(model, np.concatenate(samples[:16]))
-        representative = lambda: ([sample] for sample in samples)  # noqa: E731
+        batch = [np.concatenate(parts) for parts in zip(*samples[:16])]
+        model = equalize_concat_ranges(model, batch if len(batch) > 1 else batch[0],
+                                       value_range=get_model_spec(run_config["model"]).value_range)
+        representative = lambda: iter(samples)  # noqa: E731
     content = convert(model, mode=mode, input_size=input_size, io_type=io_type, representative=representative)
 
     out_path = Path(out_path) if out_path else default_export_path(run_dir, mode, input_size)
@@ -193,7 +231,7 @@ def export_run(*, run_dir: Path, mode: str, input_size: tuple[int, int] | None =
         staging.unlink(missing_ok=True)
         raise
     report.update({"file": out_path.name, "run": str(run_dir), "model": run_config["model"],
-                   "scale": run_config["model_config"]["scale"], "mode": mode,
+                   "scale": run_config["model_config"].get("scale"), "size_multiple": size_multiple, "mode": mode,
                    "quantization": ("qat" if qat else "post-training") if mode == "int8" else None,
                    "io_type": io_type if mode == "int8" else "float32"})
     staging.replace(out_path)

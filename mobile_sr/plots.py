@@ -28,18 +28,22 @@ def save_figure(figure, path: Path) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
-def plot_training_curve(records: list[dict], path: Path, *, title: str, baseline_psnr: float | None) -> None:
-    """Loss and validation PSNR against step, from the run's metrics log."""
+def plot_training_curve(
+    records: list[dict], path: Path, *, title: str, metric: str = "psnr_y", metric_label: str = "PSNR-Y",
+    baseline: tuple[str, float] | None = None,
+) -> None:
+    """Loss and validation ``metric`` (a ``val_<metric>`` key of the metrics log) against step,
+    with the classical ``(name, value)`` baseline as a dashed line."""
     plt = pyplot()
     train = [r for r in records if "loss" in r]
-    val = [r for r in records if "val_psnr_y" in r]
+    val = [r for r in records if f"val_{metric}" in r]
     figure, (loss_axis, psnr_axis) = plt.subplots(1, 2, figsize=(11, 4))
     loss_axis.plot([r["step"] for r in train], [r["loss"] for r in train], lw=1)
     loss_axis.set(xlabel="step", ylabel="training loss", yscale="log", title="loss")
-    psnr_axis.plot([r["step"] for r in val], [r["val_psnr_y"] for r in val], "o-", ms=3, label="model")
-    if baseline_psnr is not None:
-        psnr_axis.axhline(baseline_psnr, color="gray", ls="--", label=f"bicubic {baseline_psnr:.2f} dB")
-    psnr_axis.set(xlabel="step", ylabel="PSNR-Y (dB)", title="validation")
+    psnr_axis.plot([r["step"] for r in val], [r[f"val_{metric}"] for r in val], "o-", ms=3, label="model")
+    if baseline is not None:
+        psnr_axis.axhline(baseline[1], color="gray", ls="--", label=f"{baseline[0]} {baseline[1]:.2f} dB")
+    psnr_axis.set(xlabel="step", ylabel=f"{metric_label} (dB)", title="validation")
     psnr_axis.legend()
     for axis in (loss_axis, psnr_axis):
         axis.grid(alpha=0.3)

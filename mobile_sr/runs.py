@@ -51,13 +51,13 @@ def is_qat_run(config: dict) -> bool:
 
 def build_run_model(config: dict):
     """A fresh model shaped as the run's: the registered model, QAT-wrapped for a QAT run."""
-    from mobile_sr.models import build_model, make_config
+    from mobile_sr.models import build_model, get_model_spec, make_config
 
     model = build_model(config["model"], make_config(config["model"], **config["model_config"]))
     if is_qat_run(config):
         from mobile_sr.quantization.qat import quantize_for_training
 
-        model = quantize_for_training(model)
+        model = quantize_for_training(model, value_range=get_model_spec(config["model"]).value_range)
     return model
 
 

@@ -1,9 +1,10 @@
-"""Running ``.tflite`` SR models in the LiteRT interpreter (``ai_edge_litert``), the runtime
-users deploy: loading with clear errors, uint8/int8/float I/O, whole-image inference by resizing
-the input tensor, and seamless tiling for fixed-size models or very large images."""
+"""Running ``.tflite`` models in the LiteRT interpreter (``ai_edge_litert``), the runtime users
+deploy: loading with clear errors, uint8/int8/float I/O, whole-image inference by resizing the
+input tensors, and for SR seamless tiling for fixed-size models or very large images."""
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -13,7 +14,14 @@ from mobile_sr.errors import TFLiteError
 from mobile_sr.native_logs import silenced_native_stderr
 
 
-def load_interpreter(path: str | Path, *, threads: int | None = None):
+# (inputs, channels per input) of the two tasks' graphs: one LR RGB image, or three exposures
+# of 6 channels (mobile_sr.hdr_protocol)
+SR_INPUTS, HDR_INPUTS = (1, 3), (3, 6)
+
+
+def load_interpreter(path: str | Path, *, threads: int | None = None, expect: tuple[int, int] | None = SR_INPUTS):
+    """Load and allocate a .tflite; ``expect`` checks the (number of inputs, channels) of an SR
+    or HDR graph (None: any)."""
     from ai_edge_litert.interpreter import Interpreter
 
     path = Path(path)
@@ -27,10 +35,19 @@ def load_interpreter(path: str | Path, *, threads: int | None = None):
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise TFLiteError(f"{path}: not a valid TFLite model ({reason}); re-export it") from None
     inputs, outputs = interpreter.get_input_details(), interpreter.get_output_details()
-    if len(inputs) != 1 or len(outputs) != 1 or len(inputs[0]["shape"]) != 4 or inputs[0]["shape"][-1] != 3:
-        raise TFLiteError(f"{path}: expected one 1xHxWx3 image input and one output, got "
-                          f"{[list(d['shape']) for d in inputs]} -> {[list(d['shape']) for d in outputs]}")
+    if expect is not None:
+        count, channels = expect
+        if len(inputs) != count or len(outputs) != 1 or any(len(d["shape"]) != 4 or d["shape"][-1] != channels for d in inputs):
+            what = "one 1xHxWx3 image input (an SR model)" if expect == SR_INPUTS else "three 1xHxWx6 exposure inputs (an HDR model)"
+            raise TFLiteError(f"{path}: expected {what} and one output, got "
+                              f"{[list(d['shape']) for d in inputs]} -> {[list(d['shape']) for d in outputs]}")
     return interpreter
+
+
+def graph_task(path: str | Path) -> str:
+    """"sr" or "hdr": which kind of model a .tflite holds, from its inputs."""
+    interpreter = load_interpreter(path, expect=None)
+    return "hdr" if len(interpreter.get_input_details()) == HDR_INPUTS[0] else "sr"
 
 
 def _quantize(image: np.ndarray, detail: dict) -> np.ndarray:
@@ -119,3 +136,47 @@ class TFLiteUpscaler:
         from mobile_sr.metrics import to_uint8
 
         return to_uint8(self.upscale_float(lr))
+
+
+class TFLiteMerger:
+    """An HDR ``.tflite`` as a merger: ``scene -> linear HDR`` (see
+    :mod:`mobile_sr.hdr_evaluation`). The exposures enter as their network inputs (LDR and
+    L^2.2 / t, quantized with the graph's input scale, 1/255 for int8: the LDR half is then exact
+    8-bit); the tonemapped output is mapped back to linear radiance. Whole scenes run by resizing
+    the input tensors, reflect-padded to a multiple of ``size_multiple`` (a U-Net's downsampling;
+    by default the ``size_multiple`` that ``mobile-sr export`` wrote into the JSON report next to
+    the model, else 1)."""
+
+    def __init__(self, path: str | Path, *, threads: int | None = None, size_multiple: int | None = None):
+        self.path = Path(path)
+        self.interpreter = load_interpreter(path, threads=threads, expect=HDR_INPUTS)
+        if size_multiple is None:
+            report = self.path.with_suffix(".json")
+            size_multiple = json.loads(report.read_text()).get("size_multiple", 1) if report.is_file() else 1
+        self.size_multiple = int(size_multiple)
+        # inputs in exposure order, whatever order the converter gave them
+        self.inputs = sorted(self.interpreter.get_input_details(), key=lambda d: d["name"])
+        self.output = self.interpreter.get_output_details()[0]
+
+    def tonemapped(self, inputs: list[np.ndarray]) -> np.ndarray:
+        """Run three ``H x W x 6`` network inputs; returns the ``H x W x 3`` tonemapped output."""
+        height, width = inputs[0].shape[:2]
+        pad = ((0, -height % self.size_multiple), (0, -width % self.size_multiple), (0, 0))
+        padded = [np.pad(x, pad, mode="reflect") if any(p[1] for p in pad) else x for x in inputs]
+        shape = [1, *padded[0].shape]
+        if any(list(d["shape"]) != shape for d in self.interpreter.get_input_details()):
+            for detail in self.inputs:
+                self.interpreter.resize_tensor_input(detail["index"], shape, strict=False)
+            self.interpreter.allocate_tensors()
+        for detail, x in zip(self.inputs, padded):
+            self.interpreter.set_tensor(detail["index"], _quantize(x[None], detail))
+        self.interpreter.invoke()
+        output = self.interpreter.get_tensor(self.output["index"])[0, :height, :width]
+        return _dequantize(output, self.output)
+
+    def __call__(self, scene) -> np.ndarray:
+        from mobile_sr.data.hdr import network_inputs
+        from mobile_sr.metrics import inverse_mu_tonemap
+
+        tonemapped = self.tonemapped(network_inputs(scene.ldrs, scene.exposure_times))
+        return inverse_mu_tonemap(tonemapped).astype(np.float32)

@@ -1,4 +1,4 @@
-"""Float training of registered SR models: L1 (optionally L2 at the end), Adam, step or cosine
+"""Float training of registered models (SR and multi-exposure HDR, see :mod:`mobile_sr.tasks`): L1 (optionally L2 at the end), Adam, step or cosine
 decay, an exponential moving average (EMA) of the weights, time or step budgets, resumable
 checkpoints, and progress with loss, validation PSNR and ETA.
 
@@ -24,10 +24,10 @@ import numpy as np
 
 from mobile_sr import runs
 from mobile_sr.data.patches import PatchSampler, patch_dataset
-from mobile_sr.data.sr import SUPPORTED_SCALES, describe_pairs, load_sr_pairs, split_train_val
+from mobile_sr.data.sr import SUPPORTED_SCALES
 from mobile_sr.errors import ConfigError, MobileSRError, RunFolderError
-from mobile_sr.evaluation import bicubic_upscaler, evaluate_pairs, keras_upscaler
 from mobile_sr.plots import plot_training_curve
+from mobile_sr.tasks import task_of
 
 DEFAULT_MINUTES = 8.0
 
@@ -41,14 +41,14 @@ class TrainConfig:
     """Everything that defines a training run; stored in the run folder's config.json."""
 
     model: str = "scsrn"
-    scale: int = 3
+    scale: int = 3  # SR only
     model_options: dict[str, Any] = field(default_factory=dict)
     data: str = "default"
     val_data: str | None = None  # None: the default's val split, or images held out of `data`
     steps: int | None = None
     minutes: float | None = None  # neither steps nor minutes: DEFAULT_MINUTES
-    batch_size: int = 16
-    patch_size: int = 64  # LR patch side; HR patches are scale times larger
+    batch_size: int = 16  # defaults for SR; an HDR model's task has its own (see for_model)
+    patch_size: int = 64  # SR: LR patch side, HR patches are scale times larger; HDR: patch side
     learning_rate: float = 1e-3
     lr_schedule: str = "step"  # "step": x lr_gamma at each milestone; "cosine": to lr_min
     lr_milestones: tuple[float, ...] = (0.5, 0.75, 0.9)
@@ -120,6 +120,13 @@ class TrainConfig:
             rate = self.learning_rate * self.lr_gamma ** sum(progress >= m for m in self.lr_milestones)
         return rate * min(1.0, (step + 1) / self.warmup_steps) if self.warmup_steps else rate
 
+    @classmethod
+    def for_model(cls, model: str, **options: Any) -> "TrainConfig":
+        """The config for ``model`` with its task's defaults (e.g. HDR patch and batch sizes) under
+        ``options``; options that are None are left at their defaults."""
+        chosen = {key: value for key, value in options.items() if value is not None}
+        return cls(model=model, **{**task_of(model).train_defaults, **chosen})
+
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["lr_milestones"] = list(self.lr_milestones)
@@ -138,7 +145,7 @@ class TrainConfig:
 
 
 def default_run_dir(config: TrainConfig) -> Path:
-    return Path("runs") / f"{config.model}-x{config.scale}"
+    return Path("runs") / task_of(config.model).run_dir_name(config.model, config.scale)
 
 
 def _prepare_run_dir(run_dir: Path, config: TrainConfig, *, resume: bool, overwrite: bool) -> TrainConfig:
@@ -158,21 +165,6 @@ def _prepare_run_dir(run_dir: Path, config: TrainConfig, *, resume: bool, overwr
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     return config
-
-
-def _load_data(config: TrainConfig, log: Callable[[str], None]):
-    name, pairs = load_sr_pairs(config.data, config.scale, split="train")
-    if config.val_data is not None:
-        val_name, val_pairs = load_sr_pairs(config.val_data, config.scale, split="val")
-        train_pairs = pairs
-    elif config.data == "default":
-        val_name, val_pairs = load_sr_pairs("default", config.scale, split="val")
-        train_pairs = pairs
-    else:
-        train_pairs, val_pairs = split_train_val(pairs)
-        val_name = f"{name} (held out)"
-    log(f"data: {name}: {describe_pairs(train_pairs)} for training; {val_name}: {len(val_pairs)} for validation")
-    return name, train_pairs, val_name, val_pairs
 
 
 def _choose_strategy():
@@ -294,8 +286,9 @@ def train(
 ) -> dict[str, Any]:
     """Train ``config.model`` into ``run_dir`` and return the run summary (also in summary.json)."""
     from mobile_sr.backend import keras, tf
-    from mobile_sr.models import build_model, make_config
+    from mobile_sr.models import build_model, get_model_spec, make_config
 
+    task = task_of(config.model)
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config)
     init_model = None
     if config.init_from:
@@ -303,15 +296,17 @@ def train(
         if init_config["train"].get("qat"):
             raise ConfigError(f"{config.init_from} is a QAT run; start from the float run it came from")
         model_config = make_config(init_config["model"], **init_config["model_config"])
-        if (config.model, config.scale) != (init_config["model"], model_config.scale):
-            raise ConfigError(f"{config.init_from} holds {init_config['model']} x{model_config.scale}, "
-                              f"not {config.model} x{config.scale}")
+        if config.model != init_config["model"] or getattr(model_config, "scale", config.scale) != config.scale:
+            raise ConfigError(f"{config.init_from} holds {task.run_dir_name(init_config['model'], getattr(model_config, 'scale', 0))}, "
+                              f"not {task.run_dir_name(config.model, config.scale)}")
     else:
-        model_config = make_config(config.model, scale=config.scale, **config.model_options)
+        model_config = make_config(config.model, **task.model_options(config.scale), **config.model_options)
+    task.check(config, model_config)
     config = _prepare_run_dir(run_dir, config, resume=resume, overwrite=overwrite)
     run_config = {"model": config.model, "model_config": model_config.to_dict(), "train": config.to_dict()}
     runs.write_json(run_dir / runs.CONFIG_FILE, run_config)
-    dataset_name, train_pairs, val_name, val_pairs = _load_data(config, log)
+    data = task.load(config)
+    log(f"data: {data.name}: {task.describe(data.train)} for training; {data.val_name}: {len(data.val)} for validation")
 
     strategy = _choose_strategy()
     with strategy.scope():
@@ -321,9 +316,10 @@ def train(
         if config.qat:
             from mobile_sr.quantization.qat import quantize_for_training
 
-            calibration = PatchSampler(train_pairs, patch_size=config.patch_size, batch_size=64,
-                                       seed=config.seed + 1).sample()[0].astype(np.float32)
-            model = quantize_for_training(model, calibration)
+            calibration = task.sampler(data.train, patch_size=config.patch_size, batch_size=64,
+                                       seed=config.seed + 1, model_config=model_config).sample()[0]
+            model = quantize_for_training(model, task.model_inputs(calibration),
+                                          value_range=get_model_spec(config.model).value_range)
         ema_model = runs.build_run_model(run_config)
         ema_model.set_weights(model.get_weights())
         shaping = None
@@ -348,25 +344,25 @@ def train(
         log(f"resumed {run_dir} at step {int(step_counter.numpy())}")
 
     start_step = int(step_counter.numpy())
-    sampler = PatchSampler(
-        train_pairs, patch_size=config.patch_size, batch_size=config.batch_size, seed=config.seed + start_step
-    )
+    sampler = task.sampler(data.train, patch_size=config.patch_size, batch_size=config.batch_size,
+                           seed=config.seed + start_step, model_config=model_config)
     if sampler.skipped:
-        log(f"skipped {sampler.skipped} training image(s) smaller than a {config.patch_size}px LR patch")
-    batches = iter(strategy.experimental_distribute_dataset(patch_dataset(sampler)))
+        log(f"skipped {sampler.skipped} training image(s) smaller than a {config.patch_size}px patch")
+    batches = iter(strategy.experimental_distribute_dataset(patch_dataset(sampler, input_groups=task.input_groups)))
 
     train_steps = {
         loss_name: make_train_step(strategy, model, ema_model, optimizer, loss_name=loss_name,
                                    global_batch=config.batch_size, shaping=shaping)
         for loss_name in ("l1", "l2")
     }
-    ema_upscale = keras_upscaler(ema_model)
-    bicubic_val = evaluate_pairs(bicubic_upscaler(config.scale), val_pairs, model="bicubic", dataset=val_name, scale=config.scale)
+    validate_ema = task.validator(ema_model, model_config, data.val, name=config.model, val_name=data.val_name)
+    baseline_val = task.baseline_score(data.val, val_name=data.val_name, scale=config.scale)
+    label = task.run_dir_name(config.model, config.scale)
 
     def validate(step: int) -> float:
-        report = evaluate_pairs(ema_upscale, val_pairs, model=config.model, dataset=val_name, scale=config.scale)
-        metrics.add({"step": step, "val_psnr_y": report.mean_psnr_y, "val_ssim_y": report.mean_ssim_y})
-        return report.mean_psnr_y
+        score, secondary = validate_ema()
+        metrics.add({"step": step, f"val_{task.metric}": score, f"val_{task.secondary_metric}": secondary})
+        return score
 
     def save_checkpoint(step: int, elapsed: float) -> None:
         step_counter.assign(step)
@@ -380,9 +376,9 @@ def train(
     last_checkpoint = last_log = time.monotonic()
     window_start, window_steps, window_loss = time.monotonic(), 0, 0.0
     val_psnr = float("nan")
-    log(f"training {config.model} x{config.scale} ({model.count_params():,} parameters) into {run_dir}; "
-        f"batch {config.batch_size} of {config.patch_size}x{config.patch_size} LR patches; "
-        f"bicubic on {val_name}: {bicubic_val.mean_psnr_y:.2f} dB")
+    log(f"training {label} ({model.count_params():,} parameters) into {run_dir}; "
+        f"batch {config.batch_size} of {config.patch_size}x{config.patch_size} patches; "
+        f"{task.baseline} on {data.val_name}: {task.metric_label} {baseline_val:.2f} dB")
     try:
         clock = time.monotonic()
         while config.progress(step, elapsed) < 1.0:
@@ -413,7 +409,7 @@ def train(
                 val_text = "  --  " if math.isnan(val_psnr) else f"{val_psnr:6.2f}"
                 log(f"step {step:>6} | {loss_name} loss {window_loss / window_steps:8.4f} | "
                     f"lr {float(optimizer.learning_rate.numpy()):.1e} | {rate:5.1f} steps/s | "
-                    f"val {val_text} dB (bicubic {bicubic_val.mean_psnr_y:.2f}) | "
+                    f"val {val_text} dB ({task.baseline} {baseline_val:.2f}) | "
                     f"{100 * progress:5.1f}% | ETA {_format_duration(eta)}")
                 window_start, window_steps, window_loss, last_log = time.monotonic(), 0, 0.0, time.monotonic()
                 clock = time.monotonic()
@@ -434,20 +430,20 @@ def train(
     train_records = [r for r in metrics.records if "steps_per_s" in r and r["step"] > start_step]
     summary = {
         "model": config.model,
-        "scale": config.scale,
+        **({"scale": config.scale} if task.name == "sr" else {}),
         "parameters": int(model.count_params()),
-        "train_data": dataset_name,
-        "val_data": val_name,
+        "train_data": data.name,
+        "val_data": data.val_name,
         "steps": step,
         "train_seconds": round(elapsed, 1),
         "steps_per_s": round(float(np.mean([r["steps_per_s"] for r in train_records])), 2) if train_records else None,
-        "val_psnr_y": round(val_psnr, 4),
-        "val_bicubic_psnr_y": round(bicubic_val.mean_psnr_y, 4),
-        "val_gain_over_bicubic_db": round(val_psnr - bicubic_val.mean_psnr_y, 4),
+        f"val_{task.metric}": round(val_psnr, 4),
+        f"val_{task.baseline}_{task.metric}": round(baseline_val, 4),
+        f"val_gain_over_{task.baseline}_db": round(val_psnr - baseline_val, 4),
     }
     runs.write_json(run_dir / runs.SUMMARY_FILE, summary)
-    plot_training_curve(metrics.records, run_dir / runs.CURVE_FILE,
-                        title=f"{config.model} x{config.scale} on {dataset_name}", baseline_psnr=bicubic_val.mean_psnr_y)
-    log(f"done: {step} steps in {_format_duration(elapsed)}; validation PSNR-Y {val_psnr:.3f} dB, "
-        f"{summary['val_gain_over_bicubic_db']:+.3f} dB over bicubic; weights in {weights_path}")
+    plot_training_curve(metrics.records, run_dir / runs.CURVE_FILE, title=f"{label} on {data.name}",
+                        metric=task.metric, metric_label=task.metric_label, baseline=(task.baseline, baseline_val))
+    log(f"done: {step} steps in {_format_duration(elapsed)}; validation {task.metric_label} {val_psnr:.3f} dB, "
+        f"{val_psnr - baseline_val:+.3f} dB over {task.baseline}; weights in {weights_path}")
     return summary

@@ -17,7 +17,7 @@ from mobile_sr.errors import DatasetError, ImageError, MetricInputError
 from mobile_sr.hdr_merge import merge_radiance, mertens_fusion
 from mobile_sr.metrics import inverse_mu_tonemap, mu_tonemap, psnr_l, psnr_mu, ssim_mu
 from mobile_sr.models import build_model, get_model_spec, make_config
-from mobile_sr.models.layers import HaarDWT, HaarIWT, SoftmaxAcrossInputs
+from mobile_sr.models.layers import GroupSoftmax, HaarDWT, HaarIWT, SumGroups
 
 
 def _photo(height=64, width=96, seed=0):
@@ -41,15 +41,23 @@ def test_haar_dwt_matches_the_paper_filters_and_round_trips_exactly():
 
 def test_selective_kernel_merge_weights_sum_to_one():
     model = build_model("hdr_unet", make_config("hdr_unet", **get_model_spec("hdr_unet").tiny_config))
-    softmax_layers = [layer for layer in model.layers if isinstance(layer, SoftmaxAcrossInputs)]
+    softmax_layers = [layer for layer in model.layers if isinstance(layer, GroupSoftmax)]
     assert len(softmax_layers) == 2  # one SKM per stage
-    probe = keras.Model(model.inputs, [w for layer in softmax_layers for w in layer.output])
+    probe = keras.Model(model.inputs, [layer.output for layer in softmax_layers])
     rng = np.random.default_rng(0)
-    weights = probe([rng.uniform(0, 1, (2, 8, 12, 6)).astype(np.float32) for _ in range(3)])
-    for stage in range(2):
-        per_exposure = np.stack([w.numpy() for w in weights[3 * stage:3 * stage + 3]])
-        assert per_exposure.min() > 0
+    for layer, weights in zip(softmax_layers, probe([rng.uniform(0, 1, (2, 8, 12, 6)).astype(np.float32) for _ in range(3)])):
+        per_exposure = np.stack(np.split(weights.numpy(), 3, axis=-1))
+        assert per_exposure.min() > 0, layer.name
         np.testing.assert_allclose(per_exposure.sum(axis=0), 1.0, atol=1e-6)
+
+
+def test_group_softmax_and_sum():
+    logits = np.random.default_rng(0).normal(size=(1, 1, 1, 6)).astype(np.float32)
+    weights = GroupSoftmax(3)(logits).numpy()[0, 0, 0]
+    for channel in range(2):
+        expected = np.exp(logits[0, 0, 0, channel::2]) / np.exp(logits[0, 0, 0, channel::2]).sum()
+        np.testing.assert_allclose(weights[channel::2], expected, rtol=1e-5)
+    np.testing.assert_allclose(SumGroups(3)(logits).numpy()[0, 0, 0], logits[0, 0, 0].reshape(3, 2).sum(axis=0), rtol=1e-6)
 
 
 def test_hdr_unet_starts_as_the_reference_exposure():

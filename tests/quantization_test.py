@@ -39,6 +39,31 @@ def test_quantize_convert_interpret_compare(name, tmp_path):
     np.testing.assert_allclose(TFLiteUpscaler(path).upscale_float(lr), expected, atol=2.01)
 
 
+@pytest.mark.parametrize("name", model_names(task="hdr"))
+def test_hdr_quantize_convert_interpret_compare(name, tmp_path):
+    from mobile_sr.export import inspect, verify
+    from mobile_sr.tflite import TFLiteMerger
+
+    spec = get_model_spec(name)
+    model = build_model(name, make_config(name, **spec.tiny_config))
+    rng = np.random.default_rng(0)
+    for kernel in conv_kernels(model):  # no zero-initialised convs: every path must reach the output
+        kernel.assign(kernel + rng.normal(0, 0.05, kernel.shape).astype(np.float32))
+    calibration = [rng.uniform(0, 1, (4, 16, 16, 6)).astype(np.float32) for _ in range(3)]
+    qat_model = quantize_for_training(model, calibration, value_range=spec.value_range)
+    qat_model(calibration, training=True)
+    path = tmp_path / f"{name}.tflite"
+    path.write_bytes(convert(qat_model, mode="int8", input_size=(16, 16)))
+    report = inspect(path)
+    verify(path, report, mode="int8", io_type="uint8")  # full integer, uint8 I/O, runs
+    assert [d["scale"] for d in report["inputs"]] == pytest.approx([1 / 255] * 3)
+    inputs = [np.round(rng.uniform(0, 1, (16, 16, 6)) * 255) / 255 for _ in range(3)]
+    expected = qat_model([x[None].astype(np.float32) for x in inputs], training=False).numpy()[0]
+    error = np.abs(TFLiteMerger(path, size_multiple=1).tonemapped(inputs) - expected) * 255
+    # rounding differences add up through AHDRNet's dense blocks: a few int8 steps, rarely more
+    assert error.mean() < 2.0 and error.max() <= 12.0
+
+
 def test_qat_model_keeps_the_float_weights():
     model = build_model("scsrn", make_config("scsrn", scale=2, channels=8, feature_convs=2))
     kernels = [k.numpy() for k in conv_kernels(model)]
@@ -102,7 +127,7 @@ def test_concat_equalization_preserves_the_function_and_fits_the_pixel_range():
     kernel, bias = features.get_weights()
     features.set_weights([kernel * 20.0, bias + 5.0])  # features far beyond [0, 255]
     lr = np.random.default_rng(3).uniform(0, 255, (2, 16, 16, 3)).astype(np.float32)
-    equalized = equalize_concat_ranges(model, lr, percentile=100.0)
+    equalized = equalize_concat_ranges(model, lr, (0.0, 255.0), percentile=100.0)
     np.testing.assert_allclose(equalized(lr).numpy(), model(lr).numpy(), atol=1e-3)
     probe = keras.Model(equalized.input, equalized.get_layer("feature_conv2").output)
     assert probe(lr).numpy().max() == pytest.approx(255.0, rel=1e-4)

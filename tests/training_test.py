@@ -90,3 +90,9 @@ def test_schedule_follows_progress():
     assert timed.progress(10**6, 30.0) == pytest.approx(0.5)
     cosine = TrainConfig(steps=10, lr_schedule="cosine", warmup_steps=0, lr_min=0.0)
     assert cosine.learning_rate_at(5, 0.5) == pytest.approx(cosine.learning_rate / 2)
+
+
+def test_hdr_patch_size_must_fit_the_unet(tmp_path):
+    with pytest.raises(ConfigError, match="multiple of 4"):
+        train(TrainConfig.for_model("hdr_unet", patch_size=30, steps=1), run_dir=tmp_path / "run", log=lambda _: None)
+    assert not (tmp_path / "run").exists()

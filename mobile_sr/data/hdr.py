@@ -11,9 +11,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from mobile_sr.data.locations import default_photos, resolve_dataset
+from mobile_sr.data.sr import find_images
 from mobile_sr.errors import DatasetError, ImageError
 from mobile_sr.hdr_protocol import EXPOSURES, GAMMA, REFERENCE_EXPOSURE
 from mobile_sr.images import atomic_write_bytes, load_rgb, load_rgb_unit
+from mobile_sr.metrics import mu_tonemap
 
 RADIANCE_EXTENSIONS = (".hdr", ".exr")
 LDR_EXTENSIONS = (".tif", ".tiff", ".png")
@@ -290,3 +293,80 @@ def synthetic_scenes(
         radiance = photo_to_radiance(crop, highlight_stops=rng.uniform(2.0, 5.0))
         scenes.append(synthesize_scene(f"{name}_{index:03d}", radiance, settings, rng))
     return scenes
+
+
+DEFAULT_SCENES = {"train": 24, "val": 4}
+DEFAULT_VAL_SIZE = (192, 288)
+
+
+def _radiance_photos(folder: Path) -> list[tuple[str, np.ndarray]]:
+    """Radiance maps of a folder, tonemapped to 8-bit "photos" with gamma 2.2 after normalising
+    each to its 99.5th percentile, so that the generator expands them like any photo."""
+    photos = []
+    for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in RADIANCE_EXTENSIONS):
+        radiance = read_radiance(path)
+        radiance = radiance / max(float(np.percentile(radiance, 99.5)), 1e-6)
+        photos.append((path.stem, np.round(np.clip(radiance, 0, 1) ** (1 / GAMMA) * 255).astype(np.uint8)))
+    return photos
+
+
+def load_hdr_scenes(source: str | os.PathLike, split: str, *, seed: int = 0) -> tuple[str, list[HDRScene]]:
+    """``(dataset name, scenes)`` from ``default`` (synthetic scenes from the photos inside
+    scikit-image: ``split`` picks the train or val photos), a Kalantari root (any folder with
+    ``exposure.txt`` files below it; returned whole), or any folder of photos or ``.hdr``/``.exr``
+    radiance maps (synthetic scenes with motion, ``DEFAULT_SCENES[split]`` of them)."""
+    if split not in DEFAULT_SCENES:
+        raise ValueError(f"split must be one of {sorted(DEFAULT_SCENES)}, got {split!r}")
+    name, folder = resolve_dataset(str(source))
+    size = DEFAULT_VAL_SIZE if split == "val" else None
+    seed = seed + (1000 if split == "val" else 0)
+    if folder is None:
+        return f"synthetic-{name}-{split}", synthetic_scenes(default_photos(split), count=DEFAULT_SCENES[split], size=size, seed=seed)
+    if any(folder.rglob("exposure.txt")):
+        return name, load_kalantari(folder)
+    photos = _radiance_photos(folder)
+    if not photos:
+        photos = [(path.stem, load_rgb(path)) for path in find_images(folder)]
+    return f"synthetic-{name}", synthetic_scenes(photos, count=DEFAULT_SCENES[split], size=size, seed=seed)
+
+
+class HDRPatchSampler:
+    """Random aligned patches of the three exposures' network inputs and of the tonemapped
+    reference, with flips and 90-degree rotations; scenes picked with probability proportional
+    to their area. Inputs and targets are computed once per scene, not per step."""
+
+    def __init__(self, scenes: list[HDRScene], *, patch_size: int, batch_size: int, seed: int, augment: bool = True):
+        if batch_size < 1 or patch_size < 4:
+            raise DatasetError(f"patch size {patch_size} and batch size {batch_size} must be >= 4 and >= 1")
+        if any(scene.hdr is None for scene in scenes):
+            raise DatasetError("training needs scenes with an HDR reference (HDRImg.hdr)")
+        usable = [scene for scene in scenes if min(scene.hdr.shape[:2]) >= patch_size]
+        self.skipped = len(scenes) - len(usable)
+        if not usable:
+            largest = max((min(scene.hdr.shape[:2]) for scene in scenes), default=0)
+            raise DatasetError(f"no scene is large enough for {patch_size}x{patch_size} patches (the largest "
+                               f"side is {largest} px); use --patch-size {largest} or less")
+        self.inputs = [np.concatenate(network_inputs(s.ldrs, s.exposure_times), axis=-1) for s in usable]
+        self.targets = [mu_tonemap(s.hdr).astype(np.float32) for s in usable]
+        areas = np.array([t.shape[0] * t.shape[1] for t in self.targets], np.float64)
+        self.probabilities = areas / areas.sum()
+        self.patch_size, self.batch_size, self.augment = patch_size, batch_size, augment
+        self.rng = np.random.default_rng(seed)
+
+    def sample(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(inputs, target)``: ``B x P x P x 18`` (three exposures of 6 channels) and ``B x P x P x 3``."""
+        size = self.patch_size
+        inputs = np.empty((self.batch_size, size, size, self.inputs[0].shape[-1]), np.float32)
+        targets = np.empty((self.batch_size, size, size, 3), np.float32)
+        for i, index in enumerate(self.rng.choice(len(self.targets), self.batch_size, p=self.probabilities)):
+            height, width = self.targets[index].shape[:2]
+            top, left = self.rng.integers(0, height - size + 1), self.rng.integers(0, width - size + 1)
+            x = self.inputs[index][top:top + size, left:left + size]
+            y = self.targets[index][top:top + size, left:left + size]
+            if self.augment:
+                turns = self.rng.integers(4)
+                x, y = np.rot90(x, turns), np.rot90(y, turns)
+                if self.rng.integers(2):
+                    x, y = x[:, ::-1], y[:, ::-1]
+            inputs[i], targets[i] = x, y
+        return inputs, targets

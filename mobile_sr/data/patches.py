@@ -61,22 +61,25 @@ class PatchSampler:
         return lr_batch, hr_batch
 
 
-def patch_dataset(sampler: PatchSampler):
-    """An endless ``tf.data.Dataset`` of float32 ``(lr, hr)`` batches in [0, 255], prefetched."""
+def patch_dataset(sampler, *, input_groups: int = 1):
+    """An endless, prefetched ``tf.data.Dataset`` of float32 ``(inputs, target)`` batches from
+    ``sampler.sample()`` (a :class:`PatchSampler`: LR and HR in [0, 255]; or an HDR sampler).
+    ``input_groups > 1`` splits the inputs' channels into that many model inputs (the exposures)."""
     from mobile_sr.backend import tf
 
-    size, scale, batch = sampler.patch_size, sampler.scale, sampler.batch_size
+    first = sampler.sample()
 
     def generate():
+        yield first
         while True:
             yield sampler.sample()
 
     dataset = tf.data.Dataset.from_generator(
-        generate,
-        output_signature=(
-            tf.TensorSpec((batch, size, size, 3), tf.uint8),
-            tf.TensorSpec((batch, size * scale, size * scale, 3), tf.uint8),
-        ),
+        generate, output_signature=tuple(tf.TensorSpec(array.shape, tf.as_dtype(array.dtype)) for array in first)
     )
-    dataset = dataset.map(lambda lr, hr: (tf.cast(lr, tf.float32), tf.cast(hr, tf.float32)))
-    return dataset.prefetch(4)
+
+    def to_model(inputs, target):
+        inputs, target = tf.cast(inputs, tf.float32), tf.cast(target, tf.float32)
+        return (tuple(tf.split(inputs, input_groups, axis=-1)) if input_groups > 1 else inputs), target
+
+    return dataset.map(to_model).prefetch(4)

@@ -69,7 +69,8 @@ def build_ahdrnet(config: AHDRNetConfig):
         name = f"attention{index + 1}"
         pair = keras.layers.Concatenate(name=f"{name}_pair")([feature, reference])
         hidden = conv3x3(2 * config.channels, f"{name}_conv1", "relu")(pair)
-        attention = conv3x3(config.channels, f"{name}_conv2", "sigmoid")(hidden)
+        # sigmoids as their own layers: int8 TFLite quantizes the conv output before LOGISTIC
+        attention = keras.layers.Activation("sigmoid", name=f"{name}_sigmoid")(conv3x3(config.channels, f"{name}_conv2")(hidden))
         aligned.append(keras.layers.Multiply(name=f"{name}_apply")([feature, attention]))
 
     merged = conv3x3(config.channels, "merge")(keras.layers.Concatenate(name="aligned_concat")(aligned))
@@ -82,5 +83,5 @@ def build_ahdrnet(config: AHDRNetConfig):
     fused = conv3x3(config.channels, "global_fuse_3x3")(fused)
     fused = keras.layers.Add(name="reference_residual")([fused, reference])
     upsampled = conv3x3(config.channels, "conv_up")(fused)
-    tonemapped = conv3x3(3, "output_conv", "sigmoid")(upsampled)
+    tonemapped = keras.layers.Activation("sigmoid", name="output_sigmoid")(conv3x3(3, "output_conv")(upsampled))
     return keras.Model(inputs, tonemapped, name="ahdrnet")

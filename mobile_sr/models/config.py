@@ -68,3 +68,8 @@ class HDRConfig(ModelConfig):
     def validate(self) -> None:
         if not 1 <= self.channels <= 512:
             raise ConfigError(f"channels must be in [1, 512], got {self.channels}")
+
+    @property
+    def size_multiple(self) -> int:
+        """Input height and width must be multiples of this (the model's total downsampling)."""
+        return 1

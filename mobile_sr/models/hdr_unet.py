@@ -23,7 +23,7 @@ from mobile_sr.errors import ConfigError
 from mobile_sr.hdr_protocol import REFERENCE_EXPOSURE
 from mobile_sr.models.config import HDRConfig
 from mobile_sr.models.layers import (
-    ClipToRange, HaarDWT, HaarIWT, SoftmaxAcrossInputs, conv3x3, exposure_inputs,
+    ClipToRange, GroupSoftmax, HaarDWT, HaarIWT, SumGroups, conv3x3, exposure_inputs,
 )
 from mobile_sr.models.registry import register_model
 
@@ -49,6 +49,10 @@ class HDRUNetConfig(HDRConfig):
         if not 1 <= self.skm_reduction <= self.channels:
             raise ConfigError(f"skm_reduction must be in [1, channels={self.channels}], got {self.skm_reduction}")
 
+    @property
+    def size_multiple(self) -> int:
+        return 2 ** (self.stages - 1)
+
     def stage_channels(self, stage: int) -> int:
         return self.channels * 2**stage
 
@@ -56,14 +60,20 @@ class HDRUNetConfig(HDRConfig):
 def selective_kernel_merge(features: list, channels: int, reduction: int, name: str):
     """SKM: U = F1 + F2 + F3 -> global average pool -> fc (ReLU) -> one fc per exposure -> softmax
     across the exposures per channel -> M = sum_i w_i * F_i. The fcs are 1x1 convs on the pooled
-    1x1 map, which int8 TFLite runs as plain convs."""
-    summed = keras.layers.Add(name=f"{name}_sum")(features)
+    1x1 map (the per-exposure ones as one conv to 3C channels), and the weighted sum is a
+    multiply of the concatenated features followed by a fixed group-sum conv: plain int8 ops,
+    with one scale for the concatenation since one shared conv produced every F_i."""
+    exposures = len(features)
+    summed = features[0]
+    for index, feature in enumerate(features[1:], 2):  # binary adds: int8 TFLite quantizes each sum
+        summed = keras.layers.Add(name=f"{name}_sum{index}")([summed, feature])
     pooled = keras.layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_pool")(summed)
     squeezed = keras.layers.Conv2D(max(channels // reduction, 1), 1, activation="relu", name=f"{name}_fc")(pooled)
-    logits = [keras.layers.Conv2D(channels, 1, name=f"{name}_fc_exposure{i + 1}")(squeezed) for i in range(len(features))]
-    weights = SoftmaxAcrossInputs(name=f"{name}_softmax")(logits)
-    weighted = [keras.layers.Multiply(name=f"{name}_weight{i + 1}")([w, f]) for i, (w, f) in enumerate(zip(weights, features))]
-    return keras.layers.Add(name=f"{name}_merge")(weighted)
+    logits = keras.layers.Conv2D(exposures * channels, 1, name=f"{name}_fc_exposures")(squeezed)
+    weights = GroupSoftmax(exposures, name=f"{name}_softmax")(logits)
+    stacked = keras.layers.Concatenate(name=f"{name}_stack")(features)
+    weighted = keras.layers.Multiply(name=f"{name}_weight")([stacked, weights])
+    return SumGroups(exposures, name=f"{name}_merge")(weighted)
 
 
 @register_model(

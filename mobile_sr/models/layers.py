@@ -83,23 +83,39 @@ class RepeatChannels(keras.layers.Layer):
 _HAAR = 0.5 * np.array([[1, 1, 1, 1], [-1, -1, 1, 1], [-1, 1, -1, 1], [1, -1, -1, 1]], np.float32)
 
 
-def _mix_groups(blocks, channels: int, matrix: np.ndarray):
-    """Apply ``matrix`` (4 x 4) across the four ``channels``-wide groups of ``blocks`` (the 2x2
-    block positions after space-to-depth, or the four sub-bands before depth-to-space)."""
-    shape = tf.shape(blocks)
-    grouped = tf.reshape(blocks, [shape[0], shape[1], shape[2], 4, channels])
-    mixed = tf.einsum("nhwkc,jk->nhwjc", grouped, tf.constant(matrix))
-    return tf.reshape(mixed, [shape[0], shape[1], shape[2], 4 * channels])
+class FixedPointwiseMix(keras.layers.Layer):
+    """Base of layers that mix channels with a fixed 1x1 convolution between two data moves. The
+    kernel is a constant, not a weight: TFLite runs it as a plain CONV_2D, and the int8 converter
+    quantizes it exactly (its entries are +-0.5, 1 and 0)."""
+
+    def mix_matrix(self, in_channels: int) -> np.ndarray:
+        """The ``in_channels x out_channels`` matrix of the 1x1 convolution."""
+        raise NotImplementedError
+
+    def before_mix(self, inputs):
+        return inputs
+
+    def after_mix(self, mixed):
+        return mixed
+
+    def call(self, inputs):
+        blocks = self.before_mix(inputs)
+        kernel = tf.constant(self.mix_matrix(int(blocks.shape[-1]))[None, None])
+        return self.after_mix(tf.nn.conv2d(blocks, kernel, strides=1, padding="VALID"))
 
 
 @keras.utils.register_keras_serializable(package=_PACKAGE)
-class HaarDWT(keras.layers.Layer):
+class HaarDWT(FixedPointwiseMix):
     """One level of the 2-D Haar wavelet transform: ``H x W x C`` -> ``H/2 x W/2 x 4C`` with the
-    sub-bands LL, LH, HL, HH as consecutive groups of C channels. Fixed filters, no weights; the
-    encoder's downsampling in place of a strided conv. H and W must be even."""
+    sub-bands LL, LH, HL, HH as consecutive groups of C channels (space-to-depth, then the Haar
+    matrix across the four block positions). The encoder's downsampling in place of a strided
+    conv. H and W must be even."""
 
-    def call(self, inputs):
-        return _mix_groups(tf.nn.space_to_depth(inputs, 2), inputs.shape[-1], _HAAR)
+    def mix_matrix(self, in_channels: int) -> np.ndarray:
+        return np.kron(_HAAR.T, np.eye(in_channels // 4, dtype=np.float32))
+
+    def before_mix(self, inputs):
+        return tf.nn.space_to_depth(inputs, 2)
 
     def compute_output_shape(self, input_shape):
         n, h, w, c = input_shape
@@ -107,14 +123,18 @@ class HaarDWT(keras.layers.Layer):
 
 
 @keras.utils.register_keras_serializable(package=_PACKAGE)
-class HaarIWT(keras.layers.Layer):
-    """The inverse of :class:`HaarDWT` (exact: the transpose of the orthonormal Haar matrix):
-    ``H x W x 4C`` -> ``2H x 2W x C``; the decoder's upsampling in place of a transposed conv."""
+class HaarIWT(FixedPointwiseMix):
+    """The inverse of :class:`HaarDWT` (exact: the transpose of the orthonormal Haar matrix, then
+    depth-to-space): ``H x W x 4C`` -> ``2H x 2W x C``; the decoder's upsampling in place of a
+    transposed conv."""
 
-    def call(self, inputs):
-        if inputs.shape[-1] % 4:
-            raise ValueError(f"HaarIWT needs a multiple of 4 channels, got {inputs.shape[-1]}")
-        return tf.nn.depth_to_space(_mix_groups(inputs, inputs.shape[-1] // 4, _HAAR.T), 2)
+    def mix_matrix(self, in_channels: int) -> np.ndarray:
+        if in_channels % 4:
+            raise ValueError(f"HaarIWT needs a multiple of 4 channels, got {in_channels}")
+        return np.kron(_HAAR, np.eye(in_channels // 4, dtype=np.float32))
+
+    def after_mix(self, mixed):
+        return tf.nn.depth_to_space(mixed, 2)
 
     def compute_output_shape(self, input_shape):
         n, h, w, c = input_shape
@@ -122,17 +142,45 @@ class HaarIWT(keras.layers.Layer):
 
 
 @keras.utils.register_keras_serializable(package=_PACKAGE)
-class SoftmaxAcrossInputs(keras.layers.Layer):
-    """Softmax over a list of same-shaped tensors, element by element: returns one weight tensor per
-    input, the weights summing to one at every position (Selective Kernel Merging's per-channel
-    choice between the exposures)."""
+class SumGroups(FixedPointwiseMix):
+    """Sum ``groups`` consecutive equal channel groups: ``... x (groups*C)`` -> ``... x C``."""
 
-    def call(self, inputs):
-        weights = tf.nn.softmax(tf.stack(inputs, axis=0), axis=0)
-        return tf.unstack(weights, num=len(inputs), axis=0)
+    def __init__(self, groups: int, **kwargs):
+        super().__init__(**kwargs)
+        self.groups = int(groups)
+
+    def mix_matrix(self, in_channels: int) -> np.ndarray:
+        if in_channels % self.groups:
+            raise ValueError(f"{in_channels} channels do not split into {self.groups} groups")
+        return np.kron(np.ones((self.groups, 1), np.float32), np.eye(in_channels // self.groups, dtype=np.float32))
 
     def compute_output_shape(self, input_shape):
-        return list(input_shape)
+        return (*input_shape[:-1], input_shape[-1] // self.groups)
+
+    def get_config(self):
+        return {**super().get_config(), "groups": self.groups}
+
+
+@keras.utils.register_keras_serializable(package=_PACKAGE)
+class GroupSoftmax(keras.layers.Layer):
+    """Softmax across ``groups`` consecutive channel groups, channel by channel: for input
+    ``[V_1, ..., V_g]`` (each C channels) the output ``[w_1, ..., w_g]`` has sum_i w_i = 1 in
+    every channel (Selective Kernel Merging's choice between the exposures)."""
+
+    def __init__(self, groups: int, **kwargs):
+        super().__init__(**kwargs)
+        self.groups = int(groups)
+
+    def call(self, inputs):
+        shape = tf.shape(inputs)
+        channels = inputs.shape[-1] // self.groups
+        grouped = tf.reshape(inputs, [shape[0], shape[1], shape[2], self.groups, channels])
+        # TFLite's int8 SOFTMAX works on the last axis: put the groups there and back.
+        weights = tf.nn.softmax(tf.transpose(grouped, [0, 1, 2, 4, 3]), axis=-1)
+        return tf.reshape(tf.transpose(weights, [0, 1, 2, 4, 3]), shape)
+
+    def get_config(self):
+        return {**super().get_config(), "groups": self.groups}
 
 
 def conv3x3(filters: int, name: str, activation: str | None = None, kernel_initializer: str = "he_normal"):

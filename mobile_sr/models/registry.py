@@ -10,6 +10,9 @@ from mobile_sr.models.config import ModelConfig
 
 
 TASKS = ("sr", "hdr")
+# The range of every model input and output: SR works on pixels, HDR on exposures in [0, 1] and
+# the tonemapped HDR image.
+VALUE_RANGES = {"sr": (0.0, 255.0), "hdr": (0.0, 1.0)}
 
 
 @dataclass(frozen=True)
@@ -21,6 +24,10 @@ class ModelSpec:
     summary: str
     task: str  # "sr": one LR RGB image in [0, 255]; "hdr": three LDR exposures in, tonemapped HDR out
     tiny_config: dict[str, Any]  # a few-kilobyte variant for the registry-wide end-to-end tests
+
+    @property
+    def value_range(self) -> tuple[float, float]:
+        return VALUE_RANGES[self.task]
 
 
 _REGISTRY: dict[str, ModelSpec] = {}

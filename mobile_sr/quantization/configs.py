@@ -3,16 +3,22 @@ int8 end to end with no requantize op inside it.
 
 Three rules decide a layer's output quantizer:
 
-* **Pixel-range layers.** The model input is uint8 pixels, so it is quantized with the fixed
-  range [0, 255] (scale 1, exact). The output clip is a fixed [0, 255] quantizer, and so is every
-  layer whose output reaches the clip only through scale-preserving layers (depth-to-space): the
-  last conv (SCSRN) or the anchor add (ABPN) already produces int8 pixels, and the clip costs
-  nothing. A learned range there would force a requantize before the same-scale ops.
+* **Value-range layers.** The model inputs are quantized with the fixed range of the task's
+  values (SR: uint8 pixels, [0, 255], scale 1, exact; HDR: exposures in [0, 1]). The output clip
+  is a fixed quantizer of its range, and so is every layer whose output reaches the clip only
+  through scale-preserving layers (depth-to-space): the last conv (SCSRN) or the anchor add
+  (ABPN) already produces int8 pixels, and the clip costs nothing. A learned range there would
+  force a requantize before the same-scale ops.
 * **Concatenation with the input.** TFLite's int8 CONCATENATION needs one scale for all inputs.
-  The features concatenated to the LR image are therefore quantized with the image's range
-  [0, 255] too: the image enters the feature map as it is, as the SCSRN paper intends.
-* **Scale-preserving layers** (depth-to-space, channel repeat, concatenation) get no quantizer
-  of their own; they inherit their input's scale.
+  The features concatenated to the input image are therefore quantized with the input's range
+  too: the image enters the feature map as it is, as the SCSRN paper intends. A concatenation
+  of several calls of one shared layer (an encoder applied to every exposure) has one scale
+  already.
+* **Scale-preserving layers** (depth-to-space, channel repeat, such concatenations) get no
+  quantizer of their own; they inherit their input's scale.
+* **Fixed-mix layers** (Haar DWT/IWT, group sums) are 1x1 convs with constant kernels, which
+  the converter quantizes exactly; their outputs learn a range. The SKM softmax has the fixed
+  range [0, 1].
 
 Conv kernels are quantized per output channel, symmetric, narrow range (int8 in [-127, 127]), as
 TFLite's int8 kernels expect; other convs quantize their (ReLU) output with a moving-average range.
@@ -21,11 +27,11 @@ TFLite's int8 kernels expect; other convs quantize their (ReLU) output with a mo
 from __future__ import annotations
 
 from mobile_sr.backend import import_tfmot, keras
-from mobile_sr.models.layers import ClipToRange, DepthToSpace, RepeatChannels
+from mobile_sr.models.layers import DepthToSpace, RepeatChannels
 
 tfmot = import_tfmot()
 _quantizers = tfmot.quantization.keras.quantizers
-PIXEL_RANGE = (0.0, 255.0)
+PROBABILITY_RANGE = (0.0, 1.0)
 
 
 def _fixed(value_range: tuple[float, float]):

@@ -7,9 +7,11 @@ import numpy as np
 
 from mobile_sr.backend import import_tfmot, keras
 from mobile_sr.errors import QuantizationError
-from mobile_sr.models.layers import ClipToRange, DepthToSpace, RepeatChannels
+from mobile_sr.models.layers import (
+    ClipToRange, DepthToSpace, FixedPointwiseMix, GroupSoftmax, HaarDWT, HaarIWT, RepeatChannels, SumGroups,
+)
 from mobile_sr.quantization.configs import (
-    PIXEL_RANGE,
+    PROBABILITY_RANGE,
     QUANTIZE_CONFIGS,
     SCALE_PRESERVING_LAYERS,
     ConvQuantizeConfig,
@@ -19,8 +21,9 @@ from mobile_sr.quantization.configs import (
 
 tfmot = import_tfmot()
 _CUSTOM_OBJECTS = {
-    "DepthToSpace": DepthToSpace, "ClipToRange": ClipToRange, "RepeatChannels": RepeatChannels, **QUANTIZE_CONFIGS,
-}
+    layer.__name__: layer
+    for layer in (DepthToSpace, ClipToRange, RepeatChannels, HaarDWT, HaarIWT, SumGroups, GroupSoftmax)
+} | QUANTIZE_CONFIGS
 
 
 def _producers(layer) -> list:
@@ -31,7 +34,7 @@ def _producers(layer) -> list:
     return producers
 
 
-def _pinned_output_ranges(model) -> dict[str, tuple[float, float]]:
+def _pinned_output_ranges(model, value_range: tuple[float, float]) -> dict[str, tuple[float, float]]:
     """Layers whose output range is fixed: see the rules in :mod:`mobile_sr.quantization.configs`."""
     inputs = {id(layer) for layer in model.layers if isinstance(layer, keras.layers.InputLayer)}
     pinned: dict[str, tuple[float, float]] = {}
@@ -48,25 +51,35 @@ def _pinned_output_ranges(model) -> dict[str, tuple[float, float]]:
             if any(id(p) in inputs for p in producers):
                 for producer in producers:
                     if id(producer) not in inputs:
-                        pinned[producer.name] = PIXEL_RANGE
+                        pinned[producer.name] = value_range
     return pinned
 
 
-def quantize_config_for(layer, pinned: dict[str, tuple[float, float]], concat_with_input: bool = False):
-    """The QuantizeConfig of one layer, or a QuantizationError that says how to add one."""
+_LEARNED_RANGE_LAYERS = (
+    FixedPointwiseMix, ClipToRange, keras.layers.Add, keras.layers.ReLU, keras.layers.Multiply, keras.layers.GlobalAveragePooling2D,
+)
+
+
+def quantize_config_for(layer, pinned: dict[str, tuple[float, float]], same_scale_inputs: bool = False):
+    """The QuantizeConfig of one layer, or a QuantizationError that says how to add one.
+    ``same_scale_inputs``: the layer's inputs share one scale (a concatenation with the input,
+    or of calls of one shared layer), so a concatenation needs no requantization."""
     output_range = pinned.get(layer.name)
     if isinstance(layer, keras.layers.Conv2D):
         return ConvQuantizeConfig(output_range)
-    if isinstance(layer, keras.layers.Concatenate) and not concat_with_input:
+    if isinstance(layer, keras.layers.Concatenate) and not same_scale_inputs:
         return OutputRangeQuantizeConfig(output_range)  # inputs of different scales: TFLite requantizes them
     if isinstance(layer, SCALE_PRESERVING_LAYERS):
         return ScalePreservingQuantizeConfig()
-    if isinstance(layer, (ClipToRange, keras.layers.Add, keras.layers.ReLU)):
+    if isinstance(layer, GroupSoftmax) or (isinstance(layer, keras.layers.Activation) and layer.get_config()["activation"] == "sigmoid"):
+        return OutputRangeQuantizeConfig(PROBABILITY_RANGE)
+    if isinstance(layer, _LEARNED_RANGE_LAYERS):
         return OutputRangeQuantizeConfig(output_range)
     raise QuantizationError(
         f"layer '{layer.name}' ({type(layer).__name__}) has no quantization config; give it a QuantizeConfig "
         "in mobile_sr/quantization/qat.py:quantize_config_for, or build the model from supported layers "
-        "(Conv2D, Add, Concatenate, ReLU, DepthToSpace, RepeatChannels, ClipToRange)"
+        "(Conv2D, Add, Multiply, Concatenate, ReLU, sigmoid Activation, GlobalAveragePooling2D, DepthToSpace, RepeatChannels, "
+        "ClipToRange, HaarDWT, HaarIWT, SumGroups, GroupSoftmax)"
     )
 
 
@@ -74,15 +87,15 @@ def _consumers(model, layer) -> list:
     return [other for other in model.layers if any(p is layer for p in _producers(other))]
 
 
-def equalize_concat_ranges(model, lr_batch: np.ndarray, percentile: float = 99.99):
-    """A copy of ``model`` computing the same function, with the features concatenated to the LR
-    image rescaled to the image's [0, 255] range.
+def equalize_concat_ranges(model, lr_batch, value_range: tuple[float, float], percentile: float = 99.99):
+    """A copy of ``model`` computing the same function, with the features concatenated to the
+    input image rescaled to the image's range (``value_range``, e.g. [0, 255]).
 
-    The concatenation must share the image's exact uint8 scale, so features quantized with that
-    scale must span about [0, 255] (trained SCSRN features reach ~1,400). ReLU(a x) = a ReLU(x)
-    for a > 0: dividing the producing conv's kernel and bias by a = p / 255 (p: the
-    ``percentile`` of the feature activations on ``lr_batch``) and multiplying the consuming
-    conv's weights for those channels by a leaves the output unchanged.
+    The concatenation must share the image's exact scale, so features quantized with that scale
+    must span about the same range (trained SCSRN features reach ~1,400 against 255).
+    ReLU(a x) = a ReLU(x) for a > 0: dividing the producing conv's kernel and bias by
+    a = p / max (p: the ``percentile`` of the feature activations on ``lr_batch``) and
+    multiplying the consuming conv's weights for those channels by a leaves the output unchanged.
     """
     clone = keras.models.clone_model(model)
     clone.set_weights(model.get_weights())
@@ -101,7 +114,7 @@ def equalize_concat_ranges(model, lr_batch: np.ndarray, percentile: float = 99.9
             relu_conv = isinstance(producer, keras.layers.Conv2D) and producer.activation is keras.activations.relu
             if relu_conv and len(_consumers(clone, producer)) == 1:
                 features = keras.Model(clone.input, producer.output)(lr_batch, training=False).numpy()
-                factor = float(np.percentile(features, percentile)) / 255.0
+                factor = float(np.percentile(features, percentile)) / value_range[1]
                 if factor > 0:
                     kernel, bias = producer.get_weights()
                     producer.set_weights([kernel / factor, bias / factor])
@@ -127,23 +140,25 @@ def calibrate_output_ranges(qat_model, float_model, lr_batch: np.ndarray) -> Non
         ranges["output_max"].assign(tf.constant(max(0.0, float(values.max())), ranges["output_max"].dtype))
 
 
-def quantize_for_training(model, calibration: np.ndarray | None = None):
-    """A QAT copy of ``model`` (weights copied): fake-quantized weights and activations, input
-    fixed to the uint8 pixel range. ``model`` is left untouched.
+def quantize_for_training(model, calibration=None, *, value_range: tuple[float, float] = (0.0, 255.0)):
+    """A QAT copy of ``model`` (weights copied): fake-quantized weights and activations, inputs
+    and outputs fixed to ``value_range`` (the registry's ``ModelSpec.value_range``: SR pixels
+    [0, 255], HDR [0, 1]). ``model`` is left untouched.
 
-    With ``calibration`` (a batch of LR inputs) the features concatenated to the input are first
-    rescaled into its range (:func:`equalize_concat_ranges`) and the learned activation ranges
-    start at the ranges seen on it (:func:`calibrate_output_ranges`)."""
+    With ``calibration`` (a batch of model inputs) the features concatenated to the input are
+    first rescaled into its range (:func:`equalize_concat_ranges`) and the learned activation
+    ranges start at the ranges seen on it (:func:`calibrate_output_ranges`)."""
     if calibration is not None:
-        model = equalize_concat_ranges(model, calibration)
-    pinned = _pinned_output_ranges(model)
+        model = equalize_concat_ranges(model, calibration, value_range)
+    pinned = _pinned_output_ranges(model, value_range)
     inputs = {layer.name for layer in model.layers if isinstance(layer, keras.layers.InputLayer)}
 
     def annotate(layer):
         if isinstance(layer, keras.layers.InputLayer):
             return layer.__class__.from_config(layer.get_config())
-        concat_with_input = any(p.name in inputs for p in _producers(layer))
-        config = quantize_config_for(layer, pinned, concat_with_input)
+        producers = _producers(layer)
+        same_scale_inputs = any(p.name in inputs for p in producers) or len({id(p) for p in producers}) == 1
+        config = quantize_config_for(layer, pinned, same_scale_inputs)
         layer_config = layer.get_config()
         if isinstance(layer, ClipToRange):  # its fixed-range output quantizer clamps already
             layer_config["by_quantizer"] = True
@@ -155,8 +170,8 @@ def quantize_for_training(model, calibration: np.ndarray | None = None):
         annotated.set_weights(model.get_weights())
         quantized = tfmot.quantization.keras.quantize_apply(annotated)
         fixed = tfmot.quantization.keras.fix_input_output_range(
-            quantized, input_min=PIXEL_RANGE[0], input_max=PIXEL_RANGE[1],
-            output_min=PIXEL_RANGE[0], output_max=PIXEL_RANGE[1],
+            quantized, input_min=value_range[0], input_max=value_range[1],
+            output_min=value_range[0], output_max=value_range[1],
         )
         for layer in fixed.layers:
             source = quantized.get_layer(layer.name)

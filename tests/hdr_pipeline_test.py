@@ -1,0 +1,93 @@
+"""End to end for HDR models: tiny float training on synthetic exposures -> QAT -> int8 export ->
+LiteRT interpreter -> evaluation and merge through the CLI."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from mobile_sr.cli import main
+from mobile_sr.export import export_run
+from mobile_sr.images import save_png
+from mobile_sr.runs import load_trained_model
+from mobile_sr.training import TrainConfig, train
+
+TINY_UNET = {"channels": 4, "stages": 2, "convs_per_stage": 1, "skm_reduction": 2}
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    from conftest import textured_image
+
+    folder = tmp_path_factory.mktemp("photos")
+    for index in range(2):
+        save_png(folder / f"{index}.png", textured_image(64, 80, seed=index))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def float_run(photos, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("runs") / "hdr_unet"
+    config = TrainConfig.for_model("hdr_unet", data=str(photos), steps=6, batch_size=2, patch_size=32,
+                                   model_options=TINY_UNET, warmup_steps=2, validations=1)
+    assert config.learning_rate == 5e-4  # the HDR task's default
+    summary = train(config, run_dir=run_dir, log=lambda _: None)
+    return run_dir, summary
+
+
+def test_float_run(float_run):
+    run_dir, summary = float_run
+    assert summary["steps"] == 6 and "scale" not in summary
+    assert np.isfinite(summary["val_psnr_mu"]) and np.isfinite(summary["val_debevec_psnr_mu"])
+    model, _ = load_trained_model(run_dir)
+    assert model([np.zeros((1, 8, 8, 6), np.float32)] * 3).shape == (1, 8, 8, 3)
+
+
+def test_qat_export_and_merge(float_run, photos, tmp_path):
+    run_dir, _ = float_run
+    qat_config = TrainConfig.for_model("hdr_unet", data=str(photos), steps=3, batch_size=2, patch_size=32,
+                                       warmup_steps=0, validations=1, init_from=str(run_dir), qat=True,
+                                       clip_threshold="mse", symmetry_strength=0.01)
+    train(qat_config, run_dir=tmp_path / "qat", log=lambda _: None)
+    result = export_run(run_dir=tmp_path / "qat", mode="int8", input_size=(32, 48), out_path=tmp_path / "hdr.tflite",
+                        log=lambda _: None)
+    assert not result.post_training_quantized and not result.report["non_integer_tensors"]
+    assert result.report["size_multiple"] == 2
+
+    exposures = []
+    for index, value in enumerate((40, 110, 220)):
+        exposures.append(tmp_path / f"exposure{index}.png")
+        save_png(exposures[-1], np.full((30, 44, 3), value, np.uint8))  # not a multiple of 2: padded
+    outcome = CliRunner().invoke(main, ["merge", "--tflite", str(result.path), *map(str, exposures),
+                                        str(tmp_path / "out.hdr"), "--exposures", "0,2,4"])
+    assert outcome.exit_code == 0, outcome.output
+    from mobile_sr.data.hdr import read_radiance
+
+    merged = read_radiance(tmp_path / "out.hdr")
+    assert merged.shape == (30, 44, 3) and (tmp_path / "out.png").is_file()
+
+    outcome = CliRunner().invoke(main, ["eval", "--tflite", str(result.path), "--data", str(photos), "--quiet",
+                                        "--json", str(tmp_path / "eval.json")])
+    assert outcome.exit_code == 0, outcome.output
+    reports = json.loads((tmp_path / "eval.json").read_text())
+    assert [r["model"] for r in reports] == ["hdr", "debevec", "robertson", "reference exposure"]
+
+
+def test_post_training_int8_export(float_run, tmp_path):
+    run_dir, _ = float_run
+    result = export_run(run_dir=run_dir, mode="int8", input_size=(32, 32), out_path=tmp_path / "ptq.tflite",
+                        log=lambda _: None)
+    assert result.post_training_quantized and not result.report["non_integer_tensors"]
+    with pytest.raises(Exception, match="multiple of 2"):
+        export_run(run_dir=run_dir, mode="float", input_size=(33, 32), out_path=tmp_path / "odd.tflite", log=lambda _: None)
+
+
+def test_merge_errors(tmp_path):
+    runner = CliRunner()
+    outcome = runner.invoke(main, ["merge", "--tflite", str(tmp_path / "none.tflite"), "a.png", "b.png", "c.png",
+                                   str(tmp_path / "out.hdr"), "--exposures", "0,x,4"])
+    assert outcome.exit_code == 2 and "EV stops" in outcome.output
+    outcome = runner.invoke(main, ["merge", "--tflite", str(tmp_path / "none.tflite"), "a.png", "b.png", "c.png",
+                                   str(tmp_path / "out.png"), "--exposures", "0,2,4"])
+    assert outcome.exit_code == 1 and "Error: " in outcome.output and ".hdr or .exr" in outcome.output
