@@ -12,7 +12,7 @@ from typing import Callable
 import numpy as np
 
 from mobile_sr.data.hdr import HDRScene, hdr_domain, network_inputs
-from mobile_sr.hdr_merge import merge_radiance
+from mobile_sr.hdr_merge import merge_radiance, mertens_fusion
 from mobile_sr.hdr_protocol import REFERENCE_EXPOSURE
 from mobile_sr.images import atomic_write_bytes
 from mobile_sr.metrics import inverse_mu_tonemap, mu_tonemap, psnr_l, psnr_mu, ssim_mu
@@ -106,13 +106,14 @@ def format_hdr_report(report: HDREvalReport) -> str:
 
 
 def save_hdr_figure(scene: HDRScene, outputs: dict[str, np.ndarray], path: Path) -> None:
-    """One scene: the three exposures, each merger's tonemapped output, the tonemapped reference,
-    and the first output's error map (|tonemapped difference|, brighter is worse)."""
+    """One scene: the three exposures, each merger's tonemapped output, Mertens' exposure fusion,
+    the tonemapped reference, and the first output's error map (|tonemapped difference|)."""
     plt = pyplot()
     reference = mu_tonemap(scene.hdr)
     panels = [(f"exposure {i + 1} (t={t:g})", ldr) for i, (ldr, t) in enumerate(zip(scene.ldrs, scene.exposure_times))]
     panels += [(f"{name} ({psnr_mu(out.astype(np.float64), scene.hdr.astype(np.float64)):.2f} dB)", mu_tonemap(out))
                for name, out in outputs.items()]
+    panels.append(("Mertens fusion (LDR, not scored)", mertens_fusion(scene.ldrs)))
     panels.append(("reference (mu-law)", reference))
     first_name, first = next(iter(outputs.items()))
     columns = 4

@@ -56,7 +56,7 @@ class SRTask:
         return describe_pairs(items)
 
     @staticmethod
-    def sampler(items: list, *, patch_size: int, batch_size: int, seed: int, model_config):
+    def sampler(items: list, *, patch_size: int, batch_size: int, seed: int):
         from mobile_sr.data.patches import PatchSampler
 
         return PatchSampler(items, patch_size=patch_size, batch_size=batch_size, seed=seed)
@@ -125,7 +125,7 @@ class HDRTask:
         return f"{len(items)} scenes, {pixels / 1e6:.1f} MP"
 
     @staticmethod
-    def sampler(items: list, *, patch_size: int, batch_size: int, seed: int, model_config):
+    def sampler(items: list, *, patch_size: int, batch_size: int, seed: int):
         from mobile_sr.data.hdr import HDRPatchSampler
 
         return HDRPatchSampler(items, patch_size=patch_size, batch_size=batch_size, seed=seed)

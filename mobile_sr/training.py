@@ -1,6 +1,7 @@
-"""Float training of registered models (SR and multi-exposure HDR, see :mod:`mobile_sr.tasks`): L1 (optionally L2 at the end), Adam, step or cosine
-decay, an exponential moving average (EMA) of the weights, time or step budgets, resumable
-checkpoints, and progress with loss, validation PSNR and ETA.
+"""Float training of registered models, SR and multi-exposure HDR (what differs between the two
+is in :mod:`mobile_sr.tasks`): L1 (optionally L2 at the end), Adam, step or cosine decay, an
+exponential moving average (EMA) of the weights, time or step budgets, resumable checkpoints, and
+progress with loss, validation PSNR and ETA.
 
 The learning-rate schedule and the L2 phase follow training *progress*, the larger of
 ``step / steps`` and ``elapsed / budget``, so one recipe serves step and wall-clock budgets and a
@@ -296,9 +297,9 @@ def train(
         if init_config["train"].get("qat"):
             raise ConfigError(f"{config.init_from} is a QAT run; start from the float run it came from")
         model_config = make_config(init_config["model"], **init_config["model_config"])
-        if config.model != init_config["model"] or getattr(model_config, "scale", config.scale) != config.scale:
-            raise ConfigError(f"{config.init_from} holds {task.run_dir_name(init_config['model'], getattr(model_config, 'scale', 0))}, "
-                              f"not {task.run_dir_name(config.model, config.scale)}")
+        held = task.run_dir_name(init_config["model"], getattr(model_config, "scale", config.scale))
+        if held != task.run_dir_name(config.model, config.scale):
+            raise ConfigError(f"{config.init_from} holds {held}, not {task.run_dir_name(config.model, config.scale)}")
     else:
         model_config = make_config(config.model, **task.model_options(config.scale), **config.model_options)
     task.check(config, model_config)
@@ -317,7 +318,7 @@ def train(
             from mobile_sr.quantization.qat import quantize_for_training
 
             calibration = task.sampler(data.train, patch_size=config.patch_size, batch_size=64,
-                                       seed=config.seed + 1, model_config=model_config).sample()[0]
+                                       seed=config.seed + 1).sample()[0]
             model = quantize_for_training(model, task.model_inputs(calibration),
                                           value_range=get_model_spec(config.model).value_range)
         ema_model = runs.build_run_model(run_config)
@@ -345,7 +346,7 @@ def train(
 
     start_step = int(step_counter.numpy())
     sampler = task.sampler(data.train, patch_size=config.patch_size, batch_size=config.batch_size,
-                           seed=config.seed + start_step, model_config=model_config)
+                           seed=config.seed + start_step)
     if sampler.skipped:
         log(f"skipped {sampler.skipped} training image(s) smaller than a {config.patch_size}px patch")
     batches = iter(strategy.experimental_distribute_dataset(patch_dataset(sampler, input_groups=task.input_groups)))
