@@ -147,6 +147,7 @@ def inspect(path: Path) -> dict:
         "tensor_dtypes": dict(collections.Counter(np.dtype(t["dtype"]).name for t in tensors)),
         "non_integer_tensors": [t["name"] for t in tensors if np.dtype(t["dtype"]).name not in ("int8", "uint8", "int32")],
         "int32_tensors": [t["name"] for t in tensors if np.dtype(t["dtype"]).name == "int32"],
+        "xnnpack": "refused: " + interpreter.xnnpack_refusal if interpreter.xnnpack_refusal else "accepted",
         "input": describe(interpreter.get_input_details()[0]),
         "inputs": [describe(detail) for detail in interpreter.get_input_details()],
         "output": describe(interpreter.get_output_details()[0]),
@@ -239,4 +240,6 @@ def export_run(*, run_dir: Path, mode: str, input_size: tuple[int, int] | None =
     atomic_write_bytes(report_path, (json.dumps(report, indent=2) + "\n").encode())
     log(f"wrote {out_path} ({report['size_bytes'] / 1024:.1f} KB, {len(report['ops'])} ops: "
         f"{', '.join(f'{k} x{v}' for k, v in report['op_counts'].items())}) and {report_path.name}")
+    if report["xnnpack"] != "accepted":
+        log(f"warning: LiteRT's XNNPACK delegate {report['xnnpack']}; the model runs on the slower builtin kernels")
     return ExportResult(out_path, report_path, report, post_training)

@@ -22,18 +22,35 @@ SR_INPUTS, HDR_INPUTS = (1, 3), (3, 6)
 def load_interpreter(path: str | Path, *, threads: int | None = None, expect: tuple[int, int] | None = SR_INPUTS):
     """Load and allocate a .tflite; ``expect`` checks the (number of inputs, channels) of an SR
     or HDR graph (None: any)."""
-    from ai_edge_litert.interpreter import Interpreter
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     path = Path(path)
     if not path.is_file():
         raise TFLiteError(f"{path}: no such file; export one with 'mobile-sr export'")
-    try:
+
+    def create(resolver):
         with silenced_native_stderr():
-            interpreter = Interpreter(model_path=str(path), num_threads=threads)
-            interpreter.allocate_tensors()
+            created = Interpreter(model_path=str(path), num_threads=threads, experimental_op_resolver_type=resolver)
+            created.allocate_tensors()
+        return created
+
+    def reason_of(exc: Exception) -> str:
+        return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+    xnnpack_refusal = None
+    try:
+        interpreter = create(OpResolverType.AUTO)
     except (ValueError, RuntimeError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise TFLiteError(f"{path}: not a valid TFLite model ({reason}); re-export it") from None
+        if "XNNPACK" not in str(exc):
+            raise TFLiteError(f"{path}: not a valid TFLite model ({reason_of(exc)}); re-export it") from None
+        # XNNPACK refuses some int8 graphs (e.g. scale ratios outside its kernels' range); the
+        # builtin kernels still run them, as a phone would without the delegate
+        xnnpack_refusal = reason_of(exc)
+        try:
+            interpreter = create(OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+        except (ValueError, RuntimeError) as retry_exc:
+            raise TFLiteError(f"{path}: not a valid TFLite model ({reason_of(retry_exc)}); re-export it") from None
+    interpreter.xnnpack_refusal = xnnpack_refusal
     inputs, outputs = interpreter.get_input_details(), interpreter.get_output_details()
     if expect is not None:
         count, channels = expect

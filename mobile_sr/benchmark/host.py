@@ -63,7 +63,7 @@ def count_macs(path: Path) -> int:
 
     from mobile_sr.native_logs import silenced_native_stderr
 
-    load_interpreter(path)  # validates the file with a clear error
+    load_interpreter(path, expect=None)  # validates the file with a clear error
     with silenced_native_stderr():
         interpreter = Interpreter(model_path=str(path),
                                   experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)

@@ -30,14 +30,15 @@ def measure(model: str, *, threads: int, xnnpack: bool, runs: int, warmup: int, 
     with silenced_native_stderr():
         interpreter = Interpreter(model_path=model, num_threads=threads, experimental_op_resolver_type=resolver)
         interpreter.allocate_tensors()
-    detail = interpreter.get_input_details()[0]
     rng = np.random.default_rng(0)
-    if np.issubdtype(detail["dtype"], np.integer):
-        info = np.iinfo(detail["dtype"])
-        frame = rng.integers(info.min, info.max, detail["shape"], endpoint=True).astype(detail["dtype"])
-    else:
-        frame = rng.uniform(0, 255, detail["shape"]).astype(detail["dtype"])
-    interpreter.set_tensor(detail["index"], frame)
+    for detail in interpreter.get_input_details():  # one LR image, or an HDR model's exposures
+        if np.issubdtype(detail["dtype"], np.integer):
+            info = np.iinfo(detail["dtype"])
+            frame = rng.integers(info.min, info.max, detail["shape"], endpoint=True).astype(detail["dtype"])
+        else:
+            frame = rng.uniform(0, 1, detail["shape"]).astype(detail["dtype"])
+        interpreter.set_tensor(detail["index"], frame)
+    detail = interpreter.get_input_details()[0]
     for _ in range(warmup):
         interpreter.invoke()
     latencies = []
