@@ -124,9 +124,12 @@ def equalize_concat_ranges(model, lr_batch, value_range: tuple[float, float], pe
     return clone
 
 
-def calibrate_output_ranges(qat_model, float_model, lr_batch: np.ndarray) -> None:
+def calibrate_output_ranges(qat_model, float_model, lr_batch, value_range: tuple[float, float]) -> None:
     """Start every learned activation range at the range seen on ``lr_batch``: tfmot starts them at
-    [-6, 6] and moves them by 0.1% a step, far too slowly for a short fine-tune."""
+    [-6, 6] and moves them by 0.1% a step, far too slowly for a short fine-tune. A range is at
+    least one input step wide: an output that is all zero on the batch (a dead ReLU) would get a
+    near-zero scale, whose ratio to its neighbours' scales XNNPACK's int8 kernels refuse."""
+    narrowest = (value_range[1] - value_range[0]) / 255.0
     from mobile_sr.backend import tf
 
     qat_model(lr_batch, training=True)  # sets the per-channel kernel ranges
@@ -136,8 +139,10 @@ def calibrate_output_ranges(qat_model, float_model, lr_batch: np.ndarray) -> Non
             continue
         float_layer = float_model.get_layer(wrapper.layer.name)
         values = keras.Model(float_model.input, float_layer.output)(lr_batch, training=False).numpy()
-        ranges["output_min"].assign(tf.constant(min(0.0, float(values.min())), ranges["output_min"].dtype))
-        ranges["output_max"].assign(tf.constant(max(0.0, float(values.max())), ranges["output_max"].dtype))
+        low = min(0.0, float(values.min()))
+        high = max(low + narrowest, float(values.max()))
+        ranges["output_min"].assign(tf.constant(low, ranges["output_min"].dtype))
+        ranges["output_max"].assign(tf.constant(high, ranges["output_max"].dtype))
 
 
 def quantize_for_training(model, calibration=None, *, value_range: tuple[float, float] = (0.0, 255.0)):
@@ -178,7 +183,7 @@ def quantize_for_training(model, calibration=None, *, value_range: tuple[float, 
             if len(layer.weights) == len(source.weights):  # the input layer lost its range variables
                 layer.set_weights(source.get_weights())
     if calibration is not None:
-        calibrate_output_ranges(fixed, model, calibration)
+        calibrate_output_ranges(fixed, model, calibration, value_range)
     return fixed
 
 
