@@ -296,6 +296,7 @@ def synthetic_scenes(
 
 
 DEFAULT_SCENES = {"train": 24, "val": 4}
+MAX_TRAIN_SCENES = 96  # a folder of many photos gives one training scene per photo, up to this
 DEFAULT_VAL_SIZE = (192, 288)
 
 
@@ -314,7 +315,8 @@ def load_hdr_scenes(source: str | os.PathLike, split: str, *, seed: int = 0) -> 
     """``(dataset name, scenes)`` from ``default`` (synthetic scenes from the photos inside
     scikit-image: ``split`` picks the train or val photos), a Kalantari root (any folder with
     ``exposure.txt`` files below it; returned whole), or any folder of photos or ``.hdr``/``.exr``
-    radiance maps (synthetic scenes with motion, ``DEFAULT_SCENES[split]`` of them)."""
+    radiance maps (synthetic scenes with motion: ``DEFAULT_SCENES[split]`` of them, for training
+    at least one per photo up to ``MAX_TRAIN_SCENES``)."""
     if split not in DEFAULT_SCENES:
         raise ValueError(f"split must be one of {sorted(DEFAULT_SCENES)}, got {split!r}")
     name, folder = resolve_dataset(str(source))
@@ -327,7 +329,8 @@ def load_hdr_scenes(source: str | os.PathLike, split: str, *, seed: int = 0) -> 
     photos = _radiance_photos(folder)
     if not photos:
         photos = [(path.stem, load_rgb(path)) for path in find_images(folder)]
-    return f"synthetic-{name}", synthetic_scenes(photos, count=DEFAULT_SCENES[split], size=size, seed=seed)
+    count = DEFAULT_SCENES[split] if split == "val" else min(MAX_TRAIN_SCENES, max(DEFAULT_SCENES[split], len(photos)))
+    return f"synthetic-{name}", synthetic_scenes(photos, count=count, size=size, seed=seed)
 
 
 class HDRPatchSampler:
