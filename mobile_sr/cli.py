@@ -303,9 +303,8 @@ def eval_command(run_dir, tflite_path, model_name, data, scales, json_path, quie
 
         model, run_config = load_trained_model(run_dir)
         if "scale" not in run_config["model_config"]:
-            from mobile_sr.models import make_config
-
             from mobile_sr.hdr_evaluation import keras_merger
+            from mobile_sr.models import make_config
 
             size_multiple = make_config(run_config["model"], **run_config["model_config"]).size_multiple
             return _eval_hdr(keras_merger(model, size_multiple=size_multiple), name=run_config["model"], data=data,
