@@ -16,8 +16,21 @@ import time
 import numpy as np
 
 
-def _peak_rss_mb() -> float:
+def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KiB
+
+
+def current_rss_mb() -> float:
+    """Resident memory now (the baseline: the process peak may lie above it, left by the
+    imports, and would hide the model's memory); the peak where /proc is missing."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return peak_rss_mb()
 
 
 def measure(model: str, *, threads: int, xnnpack: bool, runs: int, warmup: int, seconds: float | None) -> dict:
@@ -25,7 +38,7 @@ def measure(model: str, *, threads: int, xnnpack: bool, runs: int, warmup: int, 
 
     from mobile_sr.native_logs import silenced_native_stderr
 
-    baseline = _peak_rss_mb()
+    baseline = current_rss_mb()
     resolver = OpResolverType.AUTO if xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
     with silenced_native_stderr():
         interpreter = Interpreter(model_path=model, num_threads=threads, experimental_op_resolver_type=resolver)
@@ -51,7 +64,7 @@ def measure(model: str, *, threads: int, xnnpack: bool, runs: int, warmup: int, 
             break
         if deadline is not None and time.perf_counter() >= deadline and len(latencies) >= 3:
             break
-    return {"latencies_ms": latencies, "peak_memory_mb": _peak_rss_mb() - baseline,
+    return {"latencies_ms": latencies, "peak_memory_mb": peak_rss_mb() - baseline,
             "input_shape": [int(v) for v in detail["shape"]]}
 
 
