@@ -68,7 +68,13 @@ def latest_run(root: Path = Path("runs")) -> Path:
     return max(finished, key=lambda p: (p / runs.WEIGHTS_FILE).stat().st_mtime)
 
 
-def _calibration_samples(run_config: dict, input_size: tuple[int, int] | None, seed: int = 0) -> list[list[np.ndarray]]:
+def _as_batch(samples: list[list[np.ndarray]]):
+    """Samples (each a list of model inputs) as one batch: an array, or a list per input."""
+    batch = [np.concatenate(parts) for parts in zip(*samples)]
+    return batch if len(batch) > 1 else batch[0]
+
+
+def calibration_samples(run_config: dict, input_size: tuple[int, int] | None, seed: int = 0) -> list[list[np.ndarray]]:
     """Representative inputs for post-training quantization, cut from the run's training data:
     each a list of the model's inputs (SR: one 1 x H x W x 3 LR crop; HDR: three exposures)."""
     train = run_config["train"]
@@ -199,6 +205,10 @@ def export_run(*, run_dir: Path, mode: str, input_size: tuple[int, int] | None =
         raise ValueError(f"io_type must be one of {IO_TYPES}, got {io_type!r}")
     run_dir = Path(run_dir)
     model, run_config = runs.load_trained_model(run_dir)
+    if not runs.is_qat_run(run_config):  # a QAT run is in inference form already
+        from mobile_sr.models import deploy_form, make_config
+
+        model, _ = deploy_form(run_config["model"], model, make_config(run_config["model"], **run_config["model_config"]))
     size_multiple = _size_multiple(run_config)
     if input_size is not None and (input_size[0] % size_multiple or input_size[1] % size_multiple):
         raise QuantizationError(f"{run_config['model']} needs an input size that is a multiple of {size_multiple} "
@@ -214,11 +224,14 @@ def export_run(*, run_dir: Path, mode: str, input_size: tuple[int, int] | None =
             f"{CALIBRATION_SAMPLES} inputs from its training data ({run_config['train']['data']})")
         from mobile_sr.models import get_model_spec
         from mobile_sr.quantization.qat import equalize_concat_ranges
+        from mobile_sr.quantization.rounding import round_conv_kernels
 
-        samples = _calibration_samples(run_config, input_size)
-        batch = [np.concatenate(parts) for parts in zip(*samples[:16])]
-        model = equalize_concat_ranges(model, batch if len(batch) > 1 else batch[0],
+        samples = calibration_samples(run_config, input_size)
+        model = equalize_concat_ranges(model, _as_batch(samples[:16]),
                                        value_range=get_model_spec(run_config["model"]).value_range)
+        # on training-size patches (full frames would hold every conv input of a batch at once); the
+        # converter's own nearest rounding then keeps these weights
+        round_conv_kernels(model, _as_batch(calibration_samples(run_config, None)))
         representative = lambda: iter(samples)  # noqa: E731
     content = convert(model, mode=mode, input_size=input_size, io_type=io_type, representative=representative)
 

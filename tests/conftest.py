@@ -33,6 +33,14 @@ def hr_folder(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(autouse=True)
+def seeded_initializers():
+    """Keras initializers draw from the global seed: seed it so every test sees the same weights."""
+    from mobile_sr.backend import keras
+
+    keras.utils.set_random_seed(0)
+
+
+@pytest.fixture(autouse=True)
 def isolated_cache(tmp_path: Path, monkeypatch) -> Path:
     cache = tmp_path / "cache"
     monkeypatch.setenv("MOBILE_SR_CACHE", str(cache))
