@@ -59,6 +59,28 @@ def main() -> None:
     """Train, quantize, evaluate and benchmark mobile super-resolution networks."""
 
 
+def _parse_model_options(pairs: tuple[str, ...]) -> dict:
+    """``("attention=channel", "channels=16", "deconvolution=true")`` -> typed config values."""
+    options = {}
+    for pair in pairs:
+        key, separator, text = pair.partition("=")
+        if not separator or not key:
+            raise click.BadParameter(f"'{pair}' is not KEY=VALUE", param_hint="--option")
+        lowered = text.lower()
+        if lowered in ("true", "false"):
+            options[key] = lowered == "true"
+            continue
+        for kind in (int, float):
+            try:
+                options[key] = kind(text)
+                break
+            except ValueError:
+                continue
+        else:
+            options[key] = text
+    return options
+
+
 @main.command()
 def models() -> None:
     """List the registered models and their default configs."""
@@ -87,21 +109,32 @@ def models() -> None:
               help="Fraction of the budget, at the end, trained with L2 instead of L1.")
 @click.option("--ema", "ema_decay", type=click.FloatRange(0, 1, max_open=True), default=0.999, show_default=True, help="Weight EMA decay (0: off).")
 @click.option("--channels", type=click.IntRange(min=1), default=None, help="Override the model's channel count.")
+@click.option("--option", "model_options", multiple=True, metavar="KEY=VALUE",
+              help="Set a model config field (see 'mobile-sr models'), e.g. --option attention=channel --option deconvolution=true; repeatable.")
+@click.option("--hf-loss", "high_frequency_weight", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Weight of RT4KSR's high-frequency L1 added to the loss (0: off).")
+@click.option("--structure-texture", is_flag=True,
+              help="attention_sr: train the structure and texture branches on the TV decomposition of the HR patch, balanced by GradNorm.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for TensorFlow (default: all cores).")
 @click.option("--out", "run_dir", type=click.Path(file_okay=False, path_type=Path), default=None, help="Run folder (default runs/<model>-x<scale>, HDR runs/<model>).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run in --out.")
 def train(model_name, data, val_data, scale, steps, minutes, batch_size, patch_size, learning_rate, lr_schedule,
-          l2_finetune_fraction, ema_decay, channels, seed, threads, run_dir, resume, overwrite) -> None:
+          l2_finetune_fraction, ema_decay, channels, model_options, high_frequency_weight, structure_texture, seed, threads,
+          run_dir, resume, overwrite) -> None:
     """Train a model in float and write a run folder (config, checkpoints, weights, curves)."""
     from mobile_sr.training import TrainConfig, train as run_training
 
     if resume and overwrite:
         raise click.UsageError("--resume and --overwrite contradict each other; pick one")
     _set_threads(threads)
+    options = _parse_model_options(model_options)
+    if channels is not None:
+        options["channels"] = channels
     config = TrainConfig.for_model(
-        model_name, scale=scale, model_options={} if channels is None else {"channels": channels},
+        model_name, scale=scale, model_options=options, high_frequency_weight=high_frequency_weight,
+        structure_texture=structure_texture,
         data=data, val_data=val_data, steps=steps, minutes=minutes, batch_size=batch_size,
         patch_size=patch_size, learning_rate=learning_rate, lr_schedule=lr_schedule,
         l2_finetune_fraction=l2_finetune_fraction, ema_decay=ema_decay, seed=seed,
@@ -114,7 +147,7 @@ def train(model_name, data, val_data, scale, steps, minutes, batch_size, patch_s
 @click.option("--data", default=None, help="Training data (default: the float run's).")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Step budget.")
 @click.option("--minutes", type=click.FloatRange(min=0, min_open=True), default=None, help="Time budget (default 8 when --steps is not given either).")
-@click.option("--lr", "learning_rate", type=float, default=1e-4, show_default=True, help="Peak Adam learning rate.")
+@click.option("--lr", "learning_rate", type=float, default=None, help="Peak Adam learning rate [SR: 1e-5, HDR: 1e-4].")
 @click.option("--clip", "clip_threshold", default="mse", show_default=True,
               help="Weight clipping per conv output channel: 'mse' (threshold of least int8 error) or K (K times the channel's RMS weight).")
 @click.option("--symmetry", "symmetry_strength", type=click.FloatRange(min=0), default=1e-2, show_default=True,
@@ -135,10 +168,13 @@ def qat(float_run, data, steps, minutes, learning_rate, clip_threshold, symmetry
         except ValueError:
             raise click.BadParameter(f"'{clip_threshold}' is neither 'mse' nor a number", param_hint="--clip") from None
     from mobile_sr.runs import read_run_config
+    from mobile_sr.tasks import task_of
     from mobile_sr.training import TrainConfig, train as run_training
 
     _set_threads(threads)
     base = read_run_config(float_run)
+    if learning_rate is None:
+        learning_rate = task_of(base["model"]).qat_learning_rate
     config = TrainConfig.from_dict({
         **base["train"], "data": data or base["train"]["data"], "steps": steps, "minutes": minutes,
         "learning_rate": learning_rate, "warmup_steps": 0, "l2_finetune_fraction": l2_fraction, "init_from": str(float_run),

@@ -89,16 +89,18 @@ class TFLiteUpscaler:
     """Callable ``uint8 LR RGB -> uint8 SR RGB`` backed by a .tflite SR model.
 
     Whole images run by resizing the input tensor (exact: the same arithmetic as a full-size
-    model). Images larger than ``max_pixels`` at once, or any image when ``tile`` is set, run in
+    model), reflect-padded to a multiple of ``size_multiple`` (a model that unshuffles its input;
+    by default from the JSON report next to the model) and cropped back. Images larger than ``max_pixels`` at once, or any image when ``tile`` is set, run in
     tiles of the model's input size that overlap by ``overlap`` LR pixels on each side; only the
     centre of each tile is kept, so with an overlap at least the network's receptive radius the
     result has no seams.
     """
 
     def __init__(self, path: str | Path, *, threads: int | None = None, tile: bool = False,
-                 overlap: int = 8, max_pixels: int = 4_000_000):
+                 overlap: int = 8, max_pixels: int = 4_000_000, size_multiple: int | None = None):
         self.path = Path(path)
         self.interpreter = load_interpreter(path, threads=threads)
+        self.size_multiple = _size_multiple(self.path) if size_multiple is None else int(size_multiple)
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
         self.tile_shape = tuple(int(v) for v in self.input["shape"][1:3])
@@ -111,6 +113,8 @@ class TFLiteUpscaler:
             raise TFLiteError(f"tiles of {self.tile_shape} LR pixels cannot overlap by {overlap}; lower the overlap")
 
     def _run(self, lr: np.ndarray) -> np.ndarray:
+        height, width = lr.shape[:2]
+        lr = _pad_to_multiple(lr, self.size_multiple)
         shape = [1, lr.shape[0], lr.shape[1], 3]
         if list(self.interpreter.get_input_details()[0]["shape"]) != shape:
             self.interpreter.resize_tensor_input(self.input["index"], shape, strict=False)
@@ -118,7 +122,7 @@ class TFLiteUpscaler:
         self.interpreter.set_tensor(self.input["index"], _quantize(lr[None], self.input))
         self.interpreter.invoke()
         output = self.interpreter.get_tensor(self.interpreter.get_output_details()[0]["index"])[0]
-        return _dequantize(output, self.output)
+        return _dequantize(output[: height * self.scale, : width * self.scale], self.output)
 
     def _starts(self, length: int, tile: int) -> list[int]:
         if length <= tile:
@@ -155,6 +159,19 @@ class TFLiteUpscaler:
         return to_uint8(self.upscale_float(lr))
 
 
+def _size_multiple(path: Path) -> int:
+    """The ``size_multiple`` that ``mobile-sr export`` wrote into the JSON report next to the
+    model (the input size a model that downsamples needs), else 1."""
+    report = path.with_suffix(".json")
+    return int(json.loads(report.read_text()).get("size_multiple", 1)) if report.is_file() else 1
+
+
+def _pad_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:
+    """``image`` (H x W x C) reflect-padded at the bottom and right to multiples of ``multiple``."""
+    pad = ((0, -image.shape[0] % multiple), (0, -image.shape[1] % multiple), (0, 0))
+    return np.pad(image, pad, mode="reflect") if pad[0][1] or pad[1][1] else image
+
+
 class TFLiteMerger:
     """An HDR ``.tflite`` as a merger: ``scene -> linear HDR`` (see
     :mod:`mobile_sr.hdr_evaluation`). The exposures enter as their network inputs (LDR and
@@ -167,10 +184,7 @@ class TFLiteMerger:
     def __init__(self, path: str | Path, *, threads: int | None = None, size_multiple: int | None = None):
         self.path = Path(path)
         self.interpreter = load_interpreter(path, threads=threads, expect=HDR_INPUTS)
-        if size_multiple is None:
-            report = self.path.with_suffix(".json")
-            size_multiple = json.loads(report.read_text()).get("size_multiple", 1) if report.is_file() else 1
-        self.size_multiple = int(size_multiple)
+        self.size_multiple = _size_multiple(self.path) if size_multiple is None else int(size_multiple)
         # inputs in exposure order, whatever order the converter gave them
         self.inputs = sorted(self.interpreter.get_input_details(), key=lambda d: d["name"])
         self.output = self.interpreter.get_output_details()[0]
@@ -178,8 +192,7 @@ class TFLiteMerger:
     def tonemapped(self, inputs: list[np.ndarray]) -> np.ndarray:
         """Run three ``H x W x 6`` network inputs; returns the ``H x W x 3`` tonemapped output."""
         height, width = inputs[0].shape[:2]
-        pad = ((0, -height % self.size_multiple), (0, -width % self.size_multiple), (0, 0))
-        padded = [np.pad(x, pad, mode="reflect") if any(p[1] for p in pad) else x for x in inputs]
+        padded = [_pad_to_multiple(x, self.size_multiple) for x in inputs]
         shape = [1, *padded[0].shape]
         if any(list(d["shape"]) != shape for d in self.interpreter.get_input_details()):
             for detail in self.inputs:

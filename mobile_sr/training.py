@@ -65,6 +65,10 @@ class TrainConfig:
     qat: bool = False  # quantization-aware training (needs init_from)
     clip_threshold: str | float | None = None  # weight clipping: "mse" or k RMS; see quantization.weights
     symmetry_strength: float = 0.0  # symmetric-weight regularizer strength (0: off)
+    high_frequency_weight: float = 0.0  # RT4KSR's high-frequency L1 added with this weight (0: off)
+    # attention_sr: train each branch on its part of the HR image (TV structure / texture), the two
+    # losses balanced by GradNorm, instead of the output's pixel loss
+    structure_texture: bool = False
 
     def __post_init__(self) -> None:
         problems = []
@@ -96,6 +100,8 @@ class TrainConfig:
             problems.append(f"clip_threshold must be 'mse' or a positive number of RMS, got {self.clip_threshold!r}")
         if self.symmetry_strength < 0:
             problems.append(f"symmetry_strength must be >= 0, got {self.symmetry_strength}")
+        if self.high_frequency_weight < 0:
+            problems.append(f"high_frequency_weight must be >= 0, got {self.high_frequency_weight}")
         if problems:
             raise ConfigError("; ".join(problems))
 
@@ -185,23 +191,74 @@ def _pre_clip_view(model):
     return keras.Model(model.input, last.input) if isinstance(last, ClipToRange) else model
 
 
-def make_train_step(strategy, model, ema_model, optimizer, *, loss_name: str, global_batch: int, shaping=None):
+class StructureTextureObjective:
+    """attention_sr's objective: the structure branch learns the TV structure of the HR patch,
+    the texture branch the rest (:mod:`mobile_sr.data.decomposition`); GradNorm balances the two
+    losses on the weights of the layer both branches share."""
+
+    def __init__(self, model):
+        from mobile_sr.gradnorm import GradNorm
+        from mobile_sr.models.attention_sr import branch_outputs_view, shared_variables
+
+        self.branches = branch_outputs_view(model)
+        self.shared = shared_variables(model)
+        self.balancer = GradNorm(2)
+
+    def losses(self, lr, hr, distance):
+        from mobile_sr.data.decomposition import structure_texture_tf
+
+        _, structure, texture = self.branches(lr, training=True)
+        hr_structure, hr_texture = structure_texture_tf(hr)
+        return structure + texture, [distance(structure - hr_structure), distance(texture - hr_texture)]
+
+
+def _structure_texture_objective(config: TrainConfig, model):
+    if not config.structure_texture:
+        return None
+    from mobile_sr.models.attention_sr import STRUCTURE_OUTPUT, TEXTURE_OUTPUT
+
+    names = {layer.name.removeprefix("quant_") for layer in model.layers}
+    if not {STRUCTURE_OUTPUT, TEXTURE_OUTPUT} <= names:
+        raise ConfigError(f"structure_texture trains a structure and a texture branch; {config.model} has none "
+                          "(use it with attention_sr)")
+    return StructureTextureObjective(model)
+
+
+def make_train_step(strategy, model, ema_model, optimizer, *, loss_name: str, global_batch: int, shaping=None,
+                    high_frequency_weight: float = 0.0, blur_kernel=None,
+                    objective: StructureTextureObjective | None = None):
     """A compiled ``step(lr, hr, ema_decay) -> loss``: one optimizer step on ``model`` (its pre-clip
-    output against ``hr``, plus the weight-shaping penalty), the weight clip if any, then
+    output against ``hr``, or ``objective``'s GradNorm-weighted branch losses; plus the
+    high-frequency loss with ``blur_kernel`` and the weight-shaping penalty), the weight clip if any, then
     ``ema_model``'s weights move toward ``model``'s by ``1 - ema_decay``."""
     from mobile_sr.backend import tf
+    from mobile_sr.losses import high_frequency_l1
 
     trainable = _pre_clip_view(model)
+    replicas = strategy.num_replicas_in_sync
+
+    def distance(error):
+        return tf.reduce_mean(tf.abs(error) if loss_name == "l1" else tf.square(error))
 
     def replica_step(lr, hr):
-        with tf.GradientTape() as tape:
-            error = trainable(lr, training=True) - hr
-            per_example = tf.reduce_mean(tf.abs(error) if loss_name == "l1" else tf.square(error), axis=[1, 2, 3])
-            loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
+        with tf.GradientTape(persistent=objective is not None) as tape:
+            if objective is None:
+                output = trainable(lr, training=True)
+                error = output - hr
+                per_example = tf.reduce_mean(tf.abs(error) if loss_name == "l1" else tf.square(error), axis=[1, 2, 3])
+                loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
+            else:
+                output, task_losses = objective.losses(lr, hr, distance)
+                loss = objective.balancer.weighted_loss(task_losses) / replicas
+            if high_frequency_weight:
+                loss += high_frequency_weight * high_frequency_l1(hr, output, blur_kernel) / replicas
             if shaping is not None:
-                loss += shaping.penalty() / strategy.num_replicas_in_sync
+                loss += shaping.penalty() / replicas
         gradients = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+        if objective is not None:
+            objective.balancer.update(tape, task_losses, objective.shared)
+            del tape
         return loss
 
     @tf.function
@@ -287,7 +344,8 @@ def train(
 ) -> dict[str, Any]:
     """Train ``config.model`` into ``run_dir`` and return the run summary (also in summary.json)."""
     from mobile_sr.backend import keras, tf
-    from mobile_sr.models import build_model, get_model_spec, make_config
+    from mobile_sr.models import build_model, deploy_form, get_model_spec, make_config
+    from mobile_sr.models.layers import gaussian_kernel
 
     task = task_of(config.model)
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config)
@@ -297,6 +355,8 @@ def train(
         if init_config["train"].get("qat"):
             raise ConfigError(f"{config.init_from} is a QAT run; start from the float run it came from")
         model_config = make_config(init_config["model"], **init_config["model_config"])
+        if config.qat:  # QAT fine-tunes the inference form: training-only structure folded into plain convs
+            init_model, model_config = deploy_form(init_config["model"], init_model, model_config)
         held = task.run_dir_name(init_config["model"], getattr(model_config, "scale", config.scale))
         if held != task.run_dir_name(config.model, config.scale):
             raise ConfigError(f"{config.init_from} holds {held}, not {task.run_dir_name(config.model, config.scale)}")
@@ -330,10 +390,12 @@ def train(
             shaping = WeightShaping(conv_kernels(model), clip_threshold=config.clip_threshold,
                                     symmetry_strength=config.symmetry_strength)
         optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate)
+        objective = _structure_texture_objective(config, model)
         step_counter = tf.Variable(0, dtype=tf.int64, trainable=False)
         elapsed_counter = tf.Variable(0.0, dtype=tf.float64, trainable=False)
     checkpoint = tf.train.Checkpoint(
-        model=model, ema_model=ema_model, optimizer=optimizer, step=step_counter, elapsed=elapsed_counter
+        model=model, ema_model=ema_model, optimizer=optimizer, step=step_counter, elapsed=elapsed_counter,
+        **({"gradnorm": objective.balancer} if objective is not None else {}),
     )
     manager = tf.train.CheckpointManager(checkpoint, str(run_dir / runs.CHECKPOINT_DIR), max_to_keep=2)
     metrics = _MetricsLog(run_dir / runs.METRICS_FILE)
@@ -353,7 +415,10 @@ def train(
 
     train_steps = {
         loss_name: make_train_step(strategy, model, ema_model, optimizer, loss_name=loss_name,
-                                   global_batch=config.batch_size, shaping=shaping)
+                                   global_batch=config.batch_size, shaping=shaping,
+                                   high_frequency_weight=config.high_frequency_weight, objective=objective,
+                                   blur_kernel=gaussian_kernel(getattr(model_config, "blur_kernel_size", 5),
+                                                               getattr(model_config, "blur_sigma", 1.0)))
         for loss_name in ("l1", "l2")
     }
     validate_ema = task.validator(ema_model, model_config, data.val, name=config.model, val_name=data.val_name)

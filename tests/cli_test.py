@@ -54,6 +54,8 @@ def test_eval_several_scales_writes_a_list(hr_folder, tmp_path):
         (["eval", "--model", "bicubic", "--data", "default", "--scale", "5"], "scales must be"),
         (["eval", "--data", "default"], "exactly one of"),
         (["train", "--model", "nope", "--steps", "1"], "unknown model"),
+        (["train", "--option", "attention", "--steps", "1"], "is not KEY=VALUE"),
+        (["train", "--model", "attention_sr", "--option", "attention=sideways", "--steps", "1"], "attention must be"),
     ],
 )
 def test_bad_input_gives_one_line_error(args, message):

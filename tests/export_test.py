@@ -127,3 +127,25 @@ def test_cli_export_eval_and_upscale(tiny_runs, tmp_path):
     assert result.exit_code == 1 and result.output.startswith("Error:") and "Traceback" not in result.output
     result = runner.invoke(main, ["export", "--run", str(qat_run)])
     assert result.exit_code == 2 and "--int8" in result.output
+
+
+def test_training_only_structure_is_folded_for_qat_and_export(tmp_path):
+    """RT4KSR's reparameterizable blocks: QAT fine-tunes and export converts the folded form."""
+    for index in range(3):
+        save_png(tmp_path / "data" / f"{index}.png", textured_image(64, 80, seed=index))
+    tiny = dict(TINY, model="rt4ksr", model_options={"channels": 12, "blocks": 1})
+    float_run, qat_run = tmp_path / "float", tmp_path / "qat"
+    train(TrainConfig(data=str(tmp_path / "data"), steps=3, **tiny), run_dir=float_run, log=lambda _: None)
+    float_export = export_run(run_dir=float_run, mode="float", input_size=(16, 16), out_path=tmp_path / "f.tflite",
+                              log=lambda _: None)
+    model, _ = runs.load_trained_model(float_run)
+    lr = textured_image(16, 16, seed=7)
+    np.testing.assert_allclose(TFLiteUpscaler(float_export.path).upscale_float(lr),
+                               model(lr[None].astype(np.float32)).numpy()[0], atol=1e-2)
+    train(TrainConfig(data=str(tmp_path / "data"), steps=2, init_from=str(float_run), qat=True, **tiny),
+          run_dir=qat_run, log=lambda _: None)
+    assert runs.read_run_config(qat_run)["model_config"]["reparameterized"] is True
+    int8_export = export_run(run_dir=qat_run, mode="int8", input_size=(16, 16), out_path=tmp_path / "q.tflite",
+                             log=lambda _: None)
+    # folded: head, hf_head, two 3x3 block convs and the tail, no 1x1 expand/reduce convs
+    assert int8_export.report["ops"].count("CONV_2D") == 5

@@ -96,3 +96,17 @@ def test_hdr_patch_size_must_fit_the_unet(tmp_path):
     with pytest.raises(ConfigError, match="multiple of 4"):
         train(TrainConfig.for_model("hdr_unet", patch_size=30, steps=1), run_dir=tmp_path / "run", log=lambda _: None)
     assert not (tmp_path / "run").exists()
+
+
+def test_structure_texture_objective_trains_attention_sr_with_gradnorm(hr_folder, tmp_path):
+    config = TrainConfig(model="attention_sr", scale=2, model_options={"channels": 8, "groups": 1, "blocks": 1},
+                         data=str(hr_folder), steps=3, batch_size=2, patch_size=16, warmup_steps=0, validations=1,
+                         structure_texture=True, high_frequency_weight=0.5)
+    summary = train(config, run_dir=tmp_path / "run", log=lambda _: None)
+    assert summary["steps"] == 3 and np.isfinite(summary["val_psnr_y"])
+
+
+def test_structure_texture_needs_the_two_branches(hr_folder, tmp_path):
+    config = TrainConfig(data=str(hr_folder), steps=1, structure_texture=True, **{**TINY, "validations": 1})
+    with pytest.raises(ConfigError, match="attention_sr"):
+        train(config, run_dir=tmp_path / "run", log=lambda _: None)

@@ -32,6 +32,126 @@ class DepthToSpace(keras.layers.Layer):
 
 
 @keras.utils.register_keras_serializable(package=_PACKAGE)
+class SpaceToDepth(keras.layers.Layer):
+    """Pixel unshuffle, the inverse of :class:`DepthToSpace`: ``H x W x C`` -> ``H/b x W/b x
+    (C*b*b)`` (TFLite SPACE_TO_DEPTH). H and W must be multiples of ``block_size``."""
+
+    def __init__(self, block_size: int, **kwargs):
+        super().__init__(**kwargs)
+        self.block_size = int(block_size)
+
+    def call(self, inputs):
+        return tf.nn.space_to_depth(inputs, self.block_size)
+
+    def compute_output_shape(self, input_shape):
+        b = self.block_size
+        n, h, w, c = input_shape
+        return (n, None if h is None else h // b, None if w is None else w // b, c * b * b)
+
+    def get_config(self):
+        return {**super().get_config(), "block_size": self.block_size}
+
+
+@keras.utils.register_keras_serializable(package=_PACKAGE)
+class PadToMultiple(keras.layers.Layer):
+    """Pad the bottom and right edges to a multiple of ``multiple`` by mirroring the edge rows and
+    columns, so that a model that unshuffles its input accepts every image size.
+
+    Where the size is known when the graph is built (a fixed-size TFLite export, a training
+    patch) and already a multiple, the layer adds no op at all; otherwise the graph pads by the
+    size it sees at run time (:class:`CropToScaledInput` then removes the margin from the output)."""
+
+    def __init__(self, multiple: int, **kwargs):
+        super().__init__(**kwargs)
+        self.multiple = int(multiple)
+
+    def call(self, inputs):
+        height, width = inputs.shape[1], inputs.shape[2]
+        if height is not None and width is not None and height % self.multiple == 0 and width % self.multiple == 0:
+            return tf.identity(inputs)
+        # Mirror by the largest margin, then slice to the multiple: paddings computed in the graph
+        # would hide even the channel count from the TFLite converter, which a conv needs.
+        margin = self.multiple - 1
+        padded = tf.pad(inputs, [[0, 0], [0, margin], [0, margin], [0, 0]], mode="SYMMETRIC")
+        shape = tf.shape(inputs)
+        return padded[:, : shape[1] + (-shape[1] % self.multiple), : shape[2] + (-shape[2] % self.multiple), :]
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, c = input_shape
+        m = self.multiple
+        return (n, None if h is None else -(-h // m) * m, None if w is None else -(-w // m) * m, c)
+
+    def get_config(self):
+        return {**super().get_config(), "multiple": self.multiple}
+
+
+@keras.utils.register_keras_serializable(package=_PACKAGE)
+class CropToScaledInput(keras.layers.Layer):
+    """``[image, reference]`` -> the top-left ``scale * H x scale * W`` of ``image``, H x W being
+    the reference's size: removes the margin :class:`PadToMultiple` added to the LR input from
+    the upscaled output. No op where the sizes already match when the graph is built."""
+
+    def __init__(self, scale: int, **kwargs):
+        super().__init__(**kwargs)
+        self.scale = int(scale)
+
+    def call(self, inputs):
+        image, reference = inputs
+        target = [None if size is None else size * self.scale for size in reference.shape[1:3]]
+        if None not in target and list(image.shape[1:3]) == target:
+            return tf.identity(image)
+        size = tf.shape(reference)[1:3] * self.scale
+        return image[:, : size[0], : size[1], :]
+
+    def compute_output_shape(self, input_shape):
+        image_shape, reference_shape = input_shape
+        n, h, w, _ = reference_shape
+        return (n, None if h is None else h * self.scale, None if w is None else w * self.scale, image_shape[-1])
+
+    def get_config(self):
+        return {**super().get_config(), "scale": self.scale}
+
+
+def gaussian_kernel(size: int, sigma: float) -> np.ndarray:
+    """The ``size x size`` Gaussian blur kernel of standard deviation ``sigma`` pixels, summing to
+    1 (float64; the kernel of torchvision's ``GaussianBlur``)."""
+    offsets = np.arange(size, dtype=np.float64) - (size - 1) / 2
+    line = np.exp(-0.5 * (offsets / sigma) ** 2)
+    line /= line.sum()
+    return np.outer(line, line)
+
+
+@keras.utils.register_keras_serializable(package=_PACKAGE)
+class HighPassFilter(keras.layers.Layer):
+    """The high frequencies of each channel, ``x - G * x`` with G a Gaussian blur, as one fixed
+    depthwise convolution with the kernel ``identity - G`` ('same' zero padding).
+
+    The taps are rounded to int8 steps of the largest (the centre) tap: the int8 converter stores
+    exactly this kernel, so the float and the quantized model filter alike. The rounding leaves
+    the filter a small response to flat areas (a few steps of 1/127 of the centre tap)."""
+
+    def __init__(self, kernel_size: int = 5, sigma: float = 1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.kernel_size = int(kernel_size)
+        self.sigma = float(sigma)
+
+    def kernel(self) -> np.ndarray:
+        """The ``kernel_size x kernel_size`` filter, on the int8 grid of its centre tap."""
+        high_pass = -gaussian_kernel(self.kernel_size, self.sigma)
+        high_pass[self.kernel_size // 2, self.kernel_size // 2] += 1.0
+        step = np.abs(high_pass).max() / 127.0
+        return np.round(high_pass / step) * step
+
+    def call(self, inputs):
+        channels = int(inputs.shape[-1])
+        kernel = np.repeat(self.kernel()[:, :, None, None], channels, axis=2).astype(np.float32)
+        return tf.nn.depthwise_conv2d(inputs, tf.constant(kernel), strides=[1, 1, 1, 1], padding="SAME")
+
+    def get_config(self):
+        return {**super().get_config(), "kernel_size": self.kernel_size, "sigma": self.sigma}
+
+
+@keras.utils.register_keras_serializable(package=_PACKAGE)
 class ClipToRange(keras.layers.Layer):
     """Clamp to ``[min_value, max_value]``, e.g. the valid [0, 255] pixel range of the output.
 
@@ -76,6 +196,28 @@ class RepeatChannels(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "times": self.times}
+
+
+# The mean RGB of the DIV2K training images in [0, 255] (as EDSR normalises its input).
+DIV2K_RGB_MEAN = (114.444, 111.4605, 103.02)
+
+
+@keras.utils.register_keras_serializable(package=_PACKAGE)
+class MeanShift(keras.layers.Layer):
+    """Subtract a fixed per-channel mean (e.g. :data:`DIV2K_RGB_MEAN`) from the input: the input
+    normalisation of EDSR, kept as a constant layer rather than folded into the first conv's bias,
+    since the conv's zero padding would then see the image border differently and the bias would
+    no longer be fixed. One int8 SUB on the 3-channel LR image."""
+
+    def __init__(self, mean, **kwargs):
+        super().__init__(**kwargs)
+        self.mean = [float(value) for value in mean]
+
+    def call(self, inputs):
+        return inputs - tf.constant(self.mean, inputs.dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "mean": self.mean}
 
 
 # Haar analysis filters of the 2x2 block [[a, b], [c, d]] as rows LL, LH, HL, HH (the HDR paper's

@@ -24,6 +24,10 @@ class ModelSpec:
     summary: str
     task: str  # "sr": one LR RGB image in [0, 255]; "hdr": three LDR exposures in, tonemapped HDR out
     tiny_config: dict[str, Any]  # a few-kilobyte variant for the registry-wide end-to-end tests
+    # (model, config) -> the same function in its inference form and the config that builds it:
+    # training-only structure (reparameterizable blocks, network deconvolution) folded into plain
+    # convs. None: the trained model is the inference model.
+    deploy: Callable[[Any, Any], tuple[Any, Any]] | None = None
 
     @property
     def value_range(self) -> tuple[float, float]:
@@ -35,7 +39,7 @@ _REGISTRY: dict[str, ModelSpec] = {}
 
 def register_model(
     name: str, *, config_class: type[ModelConfig], param_budget: int, summary: str, task: str = "sr",
-    tiny_config: dict[str, Any] | None = None,
+    tiny_config: dict[str, Any] | None = None, deploy: Callable[[Any, Any], tuple[Any, Any]] | None = None,
 ):
     """Decorator registering ``build(config) -> keras.Model`` under ``name``."""
     if task not in TASKS:
@@ -44,7 +48,9 @@ def register_model(
     def decorator(build: Callable[[Any], Any]) -> Callable[[Any], Any]:
         if name in _REGISTRY:
             raise ValueError(f"model '{name}' is registered twice")
-        _REGISTRY[name] = ModelSpec(name, config_class, build, param_budget, summary, task, dict(tiny_config or {}))
+        _REGISTRY[name] = ModelSpec(
+            name, config_class, build, param_budget, summary, task, dict(tiny_config or {}), deploy,
+        )
         return build
 
     return decorator
@@ -65,6 +71,13 @@ def get_model_spec(name: str) -> ModelSpec:
 def make_config(name: str, **values: Any) -> ModelConfig:
     """The config of model ``name`` with ``values`` overriding its defaults (validated)."""
     return get_model_spec(name).config_class.from_dict(values)
+
+
+def deploy_form(name: str, model, config: ModelConfig):
+    """``(model, config)`` in inference form (see ``ModelSpec.deploy``): what QAT fine-tunes and
+    export converts. Unchanged for models without training-only structure, or already folded."""
+    spec = get_model_spec(name)
+    return (model, config) if spec.deploy is None else spec.deploy(model, config)
 
 
 def build_model(name: str, config: ModelConfig | None = None):

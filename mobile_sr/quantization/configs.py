@@ -14,11 +14,12 @@ Three rules decide a layer's output quantizer:
   too: the image enters the feature map as it is, as the SCSRN paper intends. A concatenation
   of several calls of one shared layer (an encoder applied to every exposure) has one scale
   already.
-* **Scale-preserving layers** (depth-to-space, channel repeat, such concatenations) get no
-  quantizer of their own; they inherit their input's scale.
+* **Scale-preserving layers** (depth-to-space, space-to-depth, channel repeat, edge padding,
+  cropping, such concatenations) get no quantizer of their own; they inherit their input's scale.
 * **Fixed-mix layers** (Haar DWT/IWT, group sums) are 1x1 convs with constant kernels, which
   the converter quantizes exactly; their outputs learn a range. The SKM softmax has the fixed
-  range [0, 1].
+  range of probabilities, and so do sigmoids. The high-pass filter is a depthwise conv whose
+  constant kernel lies on the int8 grid already; its output learns a range.
 
 Conv kernels are quantized per output channel, symmetric, narrow range (int8 in [-127, 127]), as
 TFLite's int8 kernels expect; other convs quantize their (ReLU) output with a moving-average range.
@@ -27,11 +28,13 @@ TFLite's int8 kernels expect; other convs quantize their (ReLU) output with a mo
 from __future__ import annotations
 
 from mobile_sr.backend import import_tfmot, keras
-from mobile_sr.models.layers import DepthToSpace, RepeatChannels
+from mobile_sr.models.layers import CropToScaledInput, DepthToSpace, PadToMultiple, RepeatChannels, SpaceToDepth
 
 tfmot = import_tfmot()
 _quantizers = tfmot.quantization.keras.quantizers
-PROBABILITY_RANGE = (0.0, 1.0)
+# TFLite's int8 LOGISTIC and SOFTMAX fix their output scale to 1/256 (zero point -128): this range
+# has exactly that scale, so no requantize follows a sigmoid or softmax (1.0 is out of int8 reach).
+PROBABILITY_RANGE = (0.0, 255.0 / 256.0)
 
 
 def _fixed(value_range: tuple[float, float]):
@@ -97,4 +100,6 @@ QUANTIZE_CONFIGS = {
     "OutputRangeQuantizeConfig": OutputRangeQuantizeConfig,
     "ScalePreservingQuantizeConfig": ScalePreservingQuantizeConfig,
 }
-SCALE_PRESERVING_LAYERS = (DepthToSpace, RepeatChannels, keras.layers.Concatenate)
+SCALE_PRESERVING_LAYERS = (
+    DepthToSpace, SpaceToDepth, RepeatChannels, PadToMultiple, CropToScaledInput, keras.layers.Concatenate,
+)
