@@ -90,8 +90,9 @@ class TFLiteUpscaler:
 
     Whole images run by resizing the input tensor (exact: the same arithmetic as a full-size
     model), reflect-padded to a multiple of ``size_multiple`` (a model that unshuffles its input;
-    by default from the JSON report next to the model) and cropped back. Images larger than ``max_pixels`` at once, or any image when ``tile`` is set, run in
-    tiles of the model's input size that overlap by ``overlap`` LR pixels on each side; only the
+    by default from the JSON report next to the model) and cropped back. Images larger than
+    ``max_pixels`` at once, or any image when ``tile`` is set, run in tiles of the model's input
+    size that overlap by ``overlap`` LR pixels on each side; only the
     centre of each tile is kept, so with an overlap at least the network's receptive radius the
     result has no seams.
     """
