@@ -1,7 +1,7 @@
 """Issue #6's model zoo at CPU scale, x3: the attention, RT4KSR and network-deconvolution
 experiments of the reference papers, then every registered SR model side by side in int8.
 
-    python benchmarks/zoo.py [--minutes 10] [--deconv-steps 1500] [--qat-minutes 3]
+    python benchmarks/zoo.py [--minutes 10] [--attention-steps 500] [--deconv-steps 1500] [--qat-minutes 3]
         [--only attention,rt4ksr,deconv,table] [--scsrn-run DIR --abpn-run DIR] [--out benchmarks/results/zoo]
 
 Training data: T91 + BSD200 (``../shared/datasets/sr/train``; a few images held out for
@@ -11,16 +11,18 @@ its ``model.weights.h5`` exists, so an interrupted benchmark continues where it 
 run folder to redo it).
 
 1. attention: attention_sr with attention none / channel / spatial / multi_spatial, each trained
-   ``--minutes`` on the structure-texture objective; Keras float PSNR/SSIM on Set5 and Set14 and a
-   verdict on each claim of the paper's Table 2.
+   ``--attention-steps`` steps on the structure-texture objective; Keras float PSNR/SSIM on Set5
+   and Set14, training minutes, and a verdict on each claim of the paper's Table 2.
 2. rt4ksr: RT4KSR with its high-frequency branch and loss (weight ``HF_LOSS_WEIGHT``) against
-   neither, same budget; then the host latency (1 thread) of the int8 360x640 ``.tflite`` that
-   export writes (blocks folded) against the unfolded training form converted the same way, and
-   the largest difference between the folded and unfolded float outputs before the final clip.
+   neither, same budget; then the host latency (1 thread) of the int8 360x640 ``.tflite`` with the
+   blocks folded against the unfolded training form (both by the converter's post-training
+   quantization), and the largest difference between the folded and unfolded float outputs
+   before the final clip.
 3. deconv: EDSR and SRCNN with and without network deconvolution, exactly ``--deconv-steps`` steps
    each (the CLI's 20 validations on the held-out images): validation PSNR against step, the
-   steps to 95% of the final gain over bicubic, Set5/Set14 PSNR, the fold differences and a
-   verdict on the paper's finding (faster convergence for SRCNN, not for the residual EDSR).
+   steps to 95% of the final gain over bicubic, Set5/Set14 PSNR, the fold differences, the int8
+   latency of the folded against the unfolded form (as for RT4KSR) and a verdict on the paper's
+   finding (faster convergence for SRCNN, not for the residual EDSR).
 4. table: every registered SR model from a float run (reused from 1-3: attention_sr
    multi_spatial, RT4KSR with HF, plain EDSR and SRCNN; SCSRN and ABPN from ``--scsrn-run`` /
    ``--abpn-run`` or trained ``--minutes``), QAT ``--qat-minutes``, int8 export at 360x640:
@@ -47,9 +49,9 @@ from mobile_sr.data import load_sr_pairs, shared_datasets_dir
 from mobile_sr.evaluation import evaluate_pairs, keras_upscaler
 from mobile_sr.export import calibration_samples, convert, export_run, inspect, verify
 from mobile_sr.images import atomic_write_bytes
-from mobile_sr.models import deploy_form, make_config, model_names
+from mobile_sr.models import model_names
 from mobile_sr.plots import pyplot, save_figure
-from mobile_sr.runs import METRICS_FILE, SUMMARY_FILE, WEIGHTS_FILE, load_trained_model, read_run_config
+from mobile_sr.runs import METRICS_FILE, SUMMARY_FILE, WEIGHTS_FILE, deployed_model, load_trained_model, read_run_config
 from mobile_sr.tflite import TFLiteUpscaler
 
 SCALE = 3
@@ -102,8 +104,7 @@ def _steps_to_converged(curve: list[tuple[int, float]], bicubic: float, final: f
 def _trained_and_deployed(run_dir: Path):
     """The run's trained float model and its inference form (training-only structure folded)."""
     model, config = load_trained_model(run_dir)
-    deployed, _ = deploy_form(config["model"], model, make_config(config["model"], **config["model_config"]))
-    return model, deployed
+    return model, deployed_model(model, config)
 
 
 def _fold_difference(model, deployed, lr: np.ndarray) -> dict[str, float]:
@@ -117,6 +118,12 @@ def _fold_difference(model, deployed, lr: np.ndarray) -> dict[str, float]:
 
 def _format_difference(difference: dict[str, float]) -> str:
     return f"{difference['max_abs']:.2e} ({difference['relative']:.1e} of the largest output)"
+
+
+def _folded_against_unfolded(timing: dict[str, dict]) -> str:
+    forms = ("folded", "unfolded")
+    return (" / ".join(f"{timing[f]['latency_ms_median']:.1f}" for f in forms) + " ms, "
+            + " / ".join(f"{timing[f]['macs'] / 1e9:.2f}" for f in forms))
 
 
 def _psnr_bars(axis, scores: dict[str, dict], title: str) -> None:
@@ -142,8 +149,10 @@ class Zoo:
             folder.mkdir(parents=True, exist_ok=True)
         minutes = self.default_minutes = ["--minutes", str(args.minutes)]
         # every float run of the experiments: run name -> `mobile-sr train` arguments
+        # equal steps, as in the paper: the attention modules cost different times per step
         self.float_jobs = {f"attention_sr-{a}": ["--model", "attention_sr", "--option", f"attention={a}",
-                                                  "--structure-texture", *minutes] for a in ATTENTIONS}
+                                                  "--structure-texture", "--steps", str(args.attention_steps)]
+                           for a in ATTENTIONS}
         self.float_jobs["rt4ksr-hf"] = ["--model", "rt4ksr", "--hf-loss", str(HF_LOSS_WEIGHT), *minutes]
         self.float_jobs["rt4ksr-plain"] = ["--model", "rt4ksr", "--option", "high_frequency_branch=false", *minutes]
         for plain, deconvolved in DECONV_PAIRS.values():
@@ -183,10 +192,33 @@ class Zoo:
         atomic_write_bytes(self.out / f"{name}.json", (json.dumps(results, indent=2) + "\n").encode())
         print(markdown, flush=True)
 
+    def _folding(self, run_dir: Path, name: str) -> dict:
+        """What folding the run's training-only structure does to an int8 360x640 ``.tflite``:
+        host latency at 1 thread of the folded (inference) form against the training form, both
+        through the converter's own post-training quantization (tfmot cannot wrap the training
+        form's layers, so export's QAT-graph route is closed to it), and the float fold
+        difference on a Set5 image."""
+        model, deployed = _trained_and_deployed(run_dir)
+        samples = calibration_samples(read_run_config(run_dir), INPUT_SIZE)
+        forms = {}
+        for form, keras_model in (("folded", deployed), ("unfolded", model)):
+            path = self.export_dir / f"{name}-{form}_int8_{INPUT_SIZE[0]}x{INPUT_SIZE[1]}.tflite"
+            atomic_write_bytes(path, convert(keras_model, mode="int8", input_size=INPUT_SIZE,
+                                             representative=lambda: iter(samples)))
+            verify(path, inspect(path), mode="int8", io_type="uint8")
+            forms[form] = (path, keras_model)
+        latency = benchmark_host([path for path, _ in forms.values()], threads=[1], runs=LATENCY_RUNS, cross_check=False)
+        timing = {form: next(r for r in latency if r["model"] == path.name) for form, (path, _) in forms.items()}
+        rows = [[form, keras_model.count_params(), f"{timing[form]['macs'] / 1e9:.2f}",
+                 f"{timing[form]['latency_ms_median']:.1f}"] for form, (_, keras_model) in forms.items()]
+        return {"timing": timing, "rows": rows,
+                "saved_ms": timing["unfolded"]["latency_ms_median"] - timing["folded"]["latency_ms_median"],
+                "difference": _fold_difference(model, deployed, self.test_pairs["Set5"][0].lr)}
+
     def attention(self) -> None:
         run_dirs = self._train(f"attention_sr-{a}" for a in ATTENTIONS)
         scores = {a: self._keras_scores(run_dirs[f"attention_sr-{a}"]) for a in ATTENTIONS}
-        steps = {a: _summary(run_dirs[f"attention_sr-{a}"])["steps"] for a in ATTENTIONS}
+        minutes = {a: round(_summary(run_dirs[f"attention_sr-{a}"])["train_seconds"] / 60, 1) for a in ATTENTIONS}
         gain = {a: {s: round(scores[a][s]["psnr"] - scores["none"][s]["psnr"], 3) for s in TEST_SETS} for a in ATTENTIONS}
         best = {s: max(ATTENTIONS, key=lambda a: scores[a][s]["psnr"]) for s in TEST_SETS}
 
@@ -201,16 +233,16 @@ class Zoo:
             _verdict(f"single-layer spatial attention is slightly (at most {SLIGHT_DB} dB) below the base on every set",
                      all(-SLIGHT_DB <= gain["spatial"][s] < 0 for s in TEST_SETS), versus_base("spatial")),
         ]
-        rows = [[a, steps[a], *(f"{scores[a][s]['psnr']:.3f} / {scores[a][s]['ssim']:.4f}" for s in TEST_SETS),
+        rows = [[a, minutes[a], *(f"{scores[a][s]['psnr']:.3f} / {scores[a][s]['ssim']:.4f}" for s in TEST_SETS),
                  *(f"{PAPER_ATTENTION[a][s]:.2f}" for s in TEST_SETS)] for a in ATTENTIONS]
-        self._write("attention", f"attention_sr x{SCALE}: attention modules, {self.args.minutes} min each (structure-texture)", [
-            *_markdown_table(["attention", "steps", *(f"{s} PSNR / SSIM" for s in TEST_SETS),
+        self._write("attention", f"attention_sr x{SCALE}: attention modules, {self.args.attention_steps} steps each (structure-texture)", [
+            *_markdown_table(["attention", "train min", *(f"{s} PSNR / SSIM" for s in TEST_SETS),
                               *(f"paper {s} (x2)" for s in TEST_SETS)], rows),
             "", "Paper's Table 2 claims (one run each here, seed 0; the paper's differences are 0.01-0.05 dB):", "", *verdicts,
-        ], {"minutes": self.args.minutes, "scores": scores, "steps": steps, "gain_over_none": gain, "paper": PAPER_ATTENTION,
+        ], {"steps_each": self.args.attention_steps, "scores": scores, "train_minutes": minutes, "gain_over_none": gain, "paper": PAPER_ATTENTION,
             "verdicts": verdicts})
         figure, axis = pyplot().subplots(figsize=(8, 4))
-        _psnr_bars(axis, scores, f"attention_sr x{SCALE}, {self.args.minutes} min each")
+        _psnr_bars(axis, scores, f"attention_sr x{SCALE}, {self.args.attention_steps} steps each")
         save_figure(figure, self.out / "attention.png")
 
     def rt4ksr(self) -> None:
@@ -220,36 +252,22 @@ class Zoo:
         verdict = _verdict("the high-frequency branch and loss raise PSNR on every set", all(g > 0 for g in gain.values()),
                            ", ".join(f"{s} {g:+.3f} dB" for s, g in gain.items()))
 
-        run_dir = run_dirs["rt4ksr-hf"]
-        folded = self._export_int8(run_dir, "rt4ksr-hf")
-        unfolded = self.export_dir / f"rt4ksr-hf-unfolded_int8_{INPUT_SIZE[0]}x{INPUT_SIZE[1]}.tflite"
-        model, deployed = _trained_and_deployed(run_dir)
-        # the same post-training quantization as export_run's, on the training form
-        samples = calibration_samples(read_run_config(run_dir), INPUT_SIZE)
-        atomic_write_bytes(unfolded, convert(model, mode="int8", input_size=INPUT_SIZE, representative=lambda: iter(samples)))
-        verify(unfolded, inspect(unfolded), mode="int8", io_type="uint8")
-        latency = benchmark_host([folded, unfolded], threads=[1], runs=LATENCY_RUNS, cross_check=False)
-        forms = {"folded": (folded, deployed), "unfolded": (unfolded, model)}
-        timing = {form: next(r for r in latency if r["model"] == path.name) for form, (path, _) in forms.items()}
-        saved_ms = timing["unfolded"]["latency_ms_median"] - timing["folded"]["latency_ms_median"]
-        image = self.test_pairs["Set5"][0]
-        difference = _fold_difference(model, deployed, image.lr)
-
+        folding = self._folding(run_dirs["rt4ksr-hf"], "rt4ksr-hf")
+        timing, saved_ms, image = folding["timing"], folding["saved_ms"], self.test_pairs["Set5"][0]
         rows = [[name, *(f"{scores[name][s]['psnr']:.3f} / {scores[name][s]['ssim']:.4f}" for s in TEST_SETS)] for name in scores]
-        latency_rows = [[form, forms[form][1].count_params(), f"{timing[form]['macs'] / 1e9:.2f}",
-                         f"{timing[form]['latency_ms_median']:.1f}"] for form in forms]
         self._write("rt4ksr", f"RT4KSR x{SCALE}: high-frequency branch + loss, {self.args.minutes} min each", [
             f"`rt4ksr-hf`: `--hf-loss {HF_LOSS_WEIGHT}`; `rt4ksr-plain`: `--option high_frequency_branch=false`, no HF loss.", "",
             *_markdown_table(["run", *(f"{s} PSNR / SSIM" for s in TEST_SETS)], rows), "", verdict, "",
             f"## Folding the reparameterizable blocks: int8 {INPUT_SIZE[0]}x{INPUT_SIZE[1]}, host, 1 thread", "",
-            *_markdown_table(["form", "params", "GMAC/frame", "median ms"], latency_rows), "",
+            *_markdown_table(["form", "params", "GMAC/frame", "median ms"], folding["rows"]), "",
             f"Folding saves {saved_ms:.1f} ms per frame "
             f"({100 * saved_ms / timing['unfolded']['latency_ms_median']:.0f}% of the unfolded form).",
             f"Max |folded - unfolded| of the float outputs before the clip on Set5 {image.name}: "
-            f"{_format_difference(difference)}.",
+            f"{_format_difference(folding['difference'])}.",
         ], {"minutes": self.args.minutes, "hf_loss_weight": HF_LOSS_WEIGHT, "scores": scores, "gain_hf_db": gain,
-            "verdict": verdict, "latency": latency, "saved_ms": round(saved_ms, 3),
-            "fold_difference": {**difference, "image": f"Set5/{image.name}", "measured_on": "float outputs before the clip"}})
+            "verdict": verdict, "latency": list(timing.values()), "saved_ms": round(saved_ms, 3),
+            "fold_difference": {**folding["difference"], "image": f"Set5/{image.name}",
+                                "measured_on": "float outputs before the clip"}})
         figure, (psnr_axis, latency_axis) = pyplot().subplots(1, 2, figsize=(10, 4))
         _psnr_bars(psnr_axis, scores, f"RT4KSR x{SCALE}, {self.args.minutes} min each")
         bars = latency_axis.bar(list(forms), [timing[form]["latency_ms_median"] for form in forms])
@@ -271,13 +289,16 @@ class Zoo:
                     "steps_to_converged": _steps_to_converged(curves[name], bicubic[name], final),
                     # a common target: the plain run's converged level, which the deconvolved run may reach sooner
                     "steps_to_plain_converged": _steps_to_converged(curves[name], bicubic[plain], curves[plain][-1][1]),
-                    "fold_difference": (_fold_difference(*_trained_and_deployed(run_dirs[name]), image.lr)
-                                        if name == deconvolved else None),
                 }
                 r = results[name]
+                folding = self._folding(run_dirs[name], name) if name == deconvolved else None
+                if folding:
+                    r.update(fold_difference=folding["difference"], folding_latency=list(folding["timing"].values()),
+                             folding_saved_ms=round(folding["saved_ms"], 3))
                 rows.append([name, *(f"{r['scores'][s]['psnr']:.3f}" for s in TEST_SETS), f"{final:.3f}",
                              r["steps_to_converged"] or "never", r["steps_to_plain_converged"] or "never",
-                             "-" if r["fold_difference"] is None else _format_difference(r["fold_difference"])])
+                             "-" if folding is None else _format_difference(folding["difference"]),
+                             "-" if folding is None else _folded_against_unfolded(folding["timing"])])
             plain_steps, deconv_steps = (results[n]["steps_to_plain_converged"] for n in (plain, deconvolved))
             faster = deconv_steps is not None and (plain_steps is None or deconv_steps < plain_steps)
             evidence = (f"steps to {CONVERGED:.0%} of plain {label}'s gain: plain {plain_steps or 'never'}, "
@@ -289,7 +310,8 @@ class Zoo:
         self._write("deconv", f"Network deconvolution x{SCALE}: {self.args.deconv_steps} steps each", [
             *_markdown_table(["run", *(f"{s} PSNR" for s in TEST_SETS), "final val PSNR",
                               f"steps to {CONVERGED:.0%} of its gain", f"steps to {CONVERGED:.0%} of the plain run's gain",
-                              f"fold max abs difference (Set5 {image.name}, pre-clip)"], rows),
+                              f"fold max abs difference (Set5 {image.name}, pre-clip)",
+                              f"int8 {INPUT_SIZE[0]}x{INPUT_SIZE[1]} folded / unfolded: ms (1 thread), GMAC"], rows),
             "", f"Gain: validation PSNR over bicubic ({next(iter(bicubic.values())):.3f} dB) on the held-out training images, "
                 f"validated {len(next(iter(curves.values())))} times per run.", "", *verdicts,
         ], {"steps": self.args.deconv_steps, "bicubic_val_psnr": bicubic, "curves": curves, "runs": results, "verdicts": verdicts})
@@ -345,6 +367,7 @@ def _experiments(text: str) -> tuple[str, ...]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=10.0, help="training budget per time-budgeted float run")
+    parser.add_argument("--attention-steps", type=int, default=500, help="training steps per run of the attention experiment")
     parser.add_argument("--deconv-steps", type=int, default=1500, help="training steps per run of the deconv experiment")
     parser.add_argument("--qat-minutes", type=float, default=3.0, help="QAT budget per model of the table")
     parser.add_argument("--only", type=_experiments, default=EXPERIMENTS, help=f"experiments to run (default: {','.join(EXPERIMENTS)})")

@@ -1,5 +1,5 @@
 """Export trained runs to ``.tflite``: full-integer int8 (from QAT, or post-training quantization
-with a representative dataset when the run has no QAT), float32 and float16.
+calibrated on patches of the training data when the run has no QAT), float32 and float16.
 
 Every export is verified before it is kept: the LiteRT interpreter loads and runs it, inputs and
 outputs have the requested types, and an int8 graph holds only int8/uint8 tensors (int32 biases
@@ -206,9 +206,7 @@ def export_run(*, run_dir: Path, mode: str, input_size: tuple[int, int] | None =
     run_dir = Path(run_dir)
     model, run_config = runs.load_trained_model(run_dir)
     if not runs.is_qat_run(run_config):  # a QAT run is in inference form already
-        from mobile_sr.models import deploy_form, make_config
-
-        model, _ = deploy_form(run_config["model"], model, make_config(run_config["model"], **run_config["model_config"]))
+        model = runs.deployed_model(model, run_config)
     size_multiple = _size_multiple(run_config)
     if input_size is not None and (input_size[0] % size_multiple or input_size[1] % size_multiple):
         raise QuantizationError(f"{run_config['model']} needs an input size that is a multiple of {size_multiple} "
@@ -218,22 +216,20 @@ def export_run(*, run_dir: Path, mode: str, input_size: tuple[int, int] | None =
     if qat and mode != "int8":
         raise QuantizationError(f"{run_dir} is a QAT run: export it with --int8, or export its float run "
                                 f"({run_config['train']['init_from']}) with --{mode}")
-    representative = None
     if post_training:
         log(f"{run_dir} has no QAT: int8 by post-training quantization, calibrated on "
-            f"{CALIBRATION_SAMPLES} inputs from its training data ({run_config['train']['data']})")
+            f"{CALIBRATION_SAMPLES} patches of its training data ({run_config['train']['data']})")
         from mobile_sr.models import get_model_spec
-        from mobile_sr.quantization.qat import equalize_concat_ranges
-        from mobile_sr.quantization.rounding import round_conv_kernels
+        from mobile_sr.quantization.qat import quantize_for_training
 
-        samples = calibration_samples(run_config, input_size)
-        model = equalize_concat_ranges(model, _as_batch(samples[:16]),
-                                       value_range=get_model_spec(run_config["model"]).value_range)
-        # on training-size patches (full frames would hold every conv input of a batch at once); the
-        # converter's own nearest rounding then keeps these weights
-        round_conv_kernels(model, _as_batch(calibration_samples(run_config, None)))
-        representative = lambda: iter(samples)  # noqa: E731
-    content = convert(model, mode=mode, input_size=input_size, io_type=io_type, representative=representative)
+        # QAT's starting point without a training step: concat ranges equalized, kernels rounded to
+        # fit the data, activation ranges calibrated. It converts to the graph a QAT run gives,
+        # which loses less than the converter's own calibration (SCSRN x3: 0.01 against 0.05 dB
+        # on Set5) and keeps no separate output clip. Training-size patches: the calibration holds
+        # every conv input of the batch at once.
+        model = quantize_for_training(model, _as_batch(calibration_samples(run_config, None)),
+                                      value_range=get_model_spec(run_config["model"]).value_range)
+    content = convert(model, mode=mode, input_size=input_size, io_type=io_type)
 
     out_path = Path(out_path) if out_path else default_export_path(run_dir, mode, input_size)
     staging = out_path.with_name(f".{out_path.name}.partial")

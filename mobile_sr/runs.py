@@ -86,3 +86,12 @@ def load_trained_model(run_dir: Path):
         )
     tf.train.Checkpoint(ema_model=model).read(latest).expect_partial()
     return model, config
+
+
+def deployed_model(model, config: dict):
+    """The inference form of a float run's ``model``: training-only structure folded into plain
+    layers (the registry's ``ModelSpec.deploy``; the model itself where there is none)."""
+    from mobile_sr.models import deploy_form, make_config
+
+    deployed, _ = deploy_form(config["model"], model, make_config(config["model"], **config["model_config"]))
+    return deployed

@@ -79,6 +79,15 @@ def test_high_pass_kernel_lies_on_the_int8_grid():
     assert np.abs(kernel - ideal).max() <= kernel.max() / 127 / 2 + 1e-12
 
 
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+def test_high_pass_filter_runs_in_the_layer_precision(dtype):
+    image = np.random.default_rng(0).uniform(0, 255, (1, 8, 8, 3)).astype(dtype)
+    filtered = HighPassFilter(5, 1.0, dtype=dtype)(image)
+    assert filtered.dtype == dtype
+    expected = HighPassFilter(5, 1.0, dtype="float64")(image.astype(np.float64)).numpy()
+    np.testing.assert_allclose(filtered.numpy(), expected, atol=0.5 if dtype == "float16" else 1e-3)
+
+
 def test_high_frequency_l1_on_known_images():
     blur = gaussian_kernel(5, 1.0)
     flat_hr, flat_sr = np.full((1, 9, 9, 3), 200.0), np.full((1, 9, 9, 3), 50.0)

@@ -144,8 +144,8 @@ class HighPassFilter(keras.layers.Layer):
 
     def call(self, inputs):
         channels = int(inputs.shape[-1])
-        kernel = np.repeat(self.kernel()[:, :, None, None], channels, axis=2).astype(np.float32)
-        return tf.nn.depthwise_conv2d(inputs, tf.constant(kernel), strides=[1, 1, 1, 1], padding="SAME")
+        kernel = np.repeat(self.kernel()[:, :, None, None], channels, axis=2)
+        return tf.nn.depthwise_conv2d(inputs, tf.constant(kernel, dtype=inputs.dtype), strides=[1, 1, 1, 1], padding="SAME")
 
     def get_config(self):
         return {**super().get_config(), "kernel_size": self.kernel_size, "sigma": self.sigma}

@@ -21,6 +21,7 @@ from mobile_sr.quantization.configs import (
     OutputRangeQuantizeConfig,
     ScalePreservingQuantizeConfig,
 )
+from mobile_sr.quantization.probing import chunked_values
 
 tfmot = import_tfmot()
 _CUSTOM_OBJECTS = {
@@ -150,13 +151,9 @@ def _output_ranges(model, layer_names: list[str], batch, chunk: int = 8) -> dict
     """Min and max of each named layer's output on ``batch`` (an array, or a list for a
     multi-input model), from one pass over ``chunk`` samples at a time: memory stays small and
     each layer is computed once."""
-    probe = keras.Model(model.input, [model.get_layer(name).output for name in layer_names])
-    arrays = batch if isinstance(batch, (list, tuple)) else [batch]
     ranges: dict[str, tuple[float, float]] = {}
-    for start in range(0, len(arrays[0]), chunk):
-        piece = [array[start : start + chunk] for array in arrays]
-        outputs = probe(piece if isinstance(batch, (list, tuple)) else piece[0], training=False)
-        for name, values in zip(layer_names, outputs if len(layer_names) > 1 else [outputs]):
+    for outputs in chunked_values(model, [model.get_layer(name).output for name in layer_names], batch, chunk):
+        for name, values in zip(layer_names, outputs):
             values = values.numpy()
             low, high = ranges.get(name, (np.inf, -np.inf))
             ranges[name] = (min(low, float(values.min())), max(high, float(values.max())))

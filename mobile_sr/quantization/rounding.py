@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from mobile_sr.backend import keras, tf
+from mobile_sr.quantization.probing import chunked_values
 
 INT8_LEVELS = 127  # symmetric narrow range: [-127, 127] times the channel's step
 DAMPING = 0.01  # added to H's diagonal, as a fraction of its mean: keeps the inverse well-conditioned
@@ -53,14 +54,10 @@ def input_correlations(model, layers: list, batch, chunk: int = 8, seed: int = 0
         for node_index in range(len(layer._inbound_nodes)):
             tensors.append(layer.get_input_at(node_index))
             owners.append(layer)
-    probe = keras.Model(model.input, tensors)
-    arrays = batch if isinstance(batch, (list, tuple)) else [batch]
     sums = {layer.name: 0.0 for layer in layers}
     counts = dict.fromkeys(sums, 0)
-    for start in range(0, len(arrays[0]), chunk):
-        piece = [array[start : start + chunk] for array in arrays]
-        outputs = probe(piece if isinstance(batch, (list, tuple)) else piece[0], training=False)
-        for layer, inputs in zip(owners, outputs if len(tensors) > 1 else [outputs]):
+    for outputs in chunked_values(model, tensors, batch, chunk):
+        for layer, inputs in zip(owners, outputs):
             rows = _im2col(inputs, layer)
             if len(rows) > MAX_ROWS_PER_CHUNK:
                 rows = rows[rng.choice(len(rows), MAX_ROWS_PER_CHUNK, replace=False)]
