@@ -13,8 +13,8 @@ run folder to redo it).
 1. attention: attention_sr with attention none / channel / spatial / multi_spatial, each trained
    ``--attention-steps`` steps on the structure-texture objective; Keras float PSNR/SSIM on Set5
    and Set14, training minutes, and a verdict on each claim of the paper's Table 2.
-2. rt4ksr: RT4KSR with its high-frequency branch and loss (weight ``HF_LOSS_WEIGHT``) against
-   neither, same budget; then the host latency (1 thread) of the int8 360x640 ``.tflite`` with the
+2. rt4ksr: RT4KSR with its high-frequency branch and loss (weight ``HF_LOSS_WEIGHT``), trained
+   ``--minutes``, against neither at the same number of steps; then the host latency (1 thread) of the int8 360x640 ``.tflite`` with the
    blocks folded against the unfolded training form (both by the converter's post-training
    quantization), and the largest difference between the folded and unfolded float outputs
    before the final clip.
@@ -107,17 +107,31 @@ def _trained_and_deployed(run_dir: Path):
     return model, deployed_model(model, config)
 
 
-def _fold_difference(model, deployed, lr: np.ndarray) -> dict[str, float]:
-    """Largest |deployed - model| on ``lr`` before the final clip (which would hide differences in
-    clipped pixels), also relative to the largest |output|: float32 rounding is ~1e-6 of it."""
-    batch = lr[None].astype(np.float32)
-    unfolded, folded = (keras.Model(m.input, m.layers[-1].input)(batch).numpy() for m in (model, deployed))
-    difference = float(np.abs(folded - unfolded).max())
-    return {"max_abs": difference, "relative": difference / float(np.abs(unfolded).max())}
+def _fold_difference(run_dir: Path, lr: np.ndarray) -> dict[str, float]:
+    """Largest |deployed - trained| output of the run on ``lr`` before the final clip (which would
+    hide differences in clipped pixels): in float32, as the models run, also relative to the
+    largest |output| (float32 rounding is ~1e-6 of it), and with both forms built in float64,
+    where what is left comes from storing the folded weights in float32."""
+    differences = {}
+    for precision in ("float32", "float64"):
+        keras.mixed_precision.set_global_policy(precision)
+        try:
+            model, config = load_trained_model(run_dir)
+            deployed = deployed_model(model, config)
+            batch = lr[None].astype(precision)
+            unfolded, folded = (keras.Model(m.input, m.layers[-1].input)(batch).numpy() for m in (model, deployed))
+        finally:
+            keras.mixed_precision.set_global_policy("float32")
+        differences[precision] = float(np.abs(folded - unfolded).max())
+        if precision == "float32":
+            differences["relative"] = differences["float32"] / float(np.abs(unfolded).max())
+    return {"max_abs": differences["float32"], "relative": differences["relative"],
+            "max_abs_float64": differences["float64"]}
 
 
 def _format_difference(difference: dict[str, float]) -> str:
-    return f"{difference['max_abs']:.2e} ({difference['relative']:.1e} of the largest output)"
+    return (f"{difference['max_abs']:.2e} ({difference['relative']:.1e} of the largest output; "
+            f"{difference['max_abs_float64']:.1e} in float64)")
 
 
 def _folded_against_unfolded(timing: dict[str, dict]) -> str:
@@ -154,7 +168,6 @@ class Zoo:
                                                   "--structure-texture", "--steps", str(args.attention_steps)]
                            for a in ATTENTIONS}
         self.float_jobs["rt4ksr-hf"] = ["--model", "rt4ksr", "--hf-loss", str(HF_LOSS_WEIGHT), *minutes]
-        self.float_jobs["rt4ksr-plain"] = ["--model", "rt4ksr", "--option", "high_frequency_branch=false", *minutes]
         for plain, deconvolved in DECONV_PAIRS.values():
             steps = ["--steps", str(args.deconv_steps)]
             self.float_jobs[plain] = ["--model", plain, *steps]
@@ -213,7 +226,7 @@ class Zoo:
                  f"{timing[form]['latency_ms_median']:.1f}"] for form, (_, keras_model) in forms.items()]
         return {"timing": timing, "rows": rows,
                 "saved_ms": timing["unfolded"]["latency_ms_median"] - timing["folded"]["latency_ms_median"],
-                "difference": _fold_difference(model, deployed, self.test_pairs["Set5"][0].lr)}
+                "difference": _fold_difference(run_dir, self.test_pairs["Set5"][0].lr)}
 
     def attention(self) -> None:
         run_dirs = self._train(f"attention_sr-{a}" for a in ATTENTIONS)
@@ -246,7 +259,13 @@ class Zoo:
         save_figure(figure, self.out / "attention.png")
 
     def rt4ksr(self) -> None:
-        run_dirs = self._train(["rt4ksr-hf", "rt4ksr-plain"])
+        run_dirs = self._train(["rt4ksr-hf"])
+        # the plain run gets the HF run's steps: the paper compares at equal training, and the HF
+        # branch makes a step slower
+        steps = _summary(run_dirs["rt4ksr-hf"])["steps"]
+        self.float_jobs["rt4ksr-plain"] = ["--model", "rt4ksr", "--option", "high_frequency_branch=false",
+                                           "--steps", str(steps)]
+        run_dirs.update(self._train(["rt4ksr-plain"]))
         scores = {name: self._keras_scores(run_dir) for name, run_dir in run_dirs.items()}
         gain = {s: round(scores["rt4ksr-hf"][s]["psnr"] - scores["rt4ksr-plain"][s]["psnr"], 3) for s in TEST_SETS}
         verdict = _verdict("the high-frequency branch and loss raise PSNR on every set", all(g > 0 for g in gain.values()),
@@ -255,8 +274,9 @@ class Zoo:
         folding = self._folding(run_dirs["rt4ksr-hf"], "rt4ksr-hf")
         timing, saved_ms, image = folding["timing"], folding["saved_ms"], self.test_pairs["Set5"][0]
         rows = [[name, *(f"{scores[name][s]['psnr']:.3f} / {scores[name][s]['ssim']:.4f}" for s in TEST_SETS)] for name in scores]
-        self._write("rt4ksr", f"RT4KSR x{SCALE}: high-frequency branch + loss, {self.args.minutes} min each", [
-            f"`rt4ksr-hf`: `--hf-loss {HF_LOSS_WEIGHT}`; `rt4ksr-plain`: `--option high_frequency_branch=false`, no HF loss.", "",
+        self._write("rt4ksr", f"RT4KSR x{SCALE}: high-frequency branch + loss, {steps} steps each", [
+            f"`rt4ksr-hf`: `--hf-loss {HF_LOSS_WEIGHT}`, {self.args.minutes} min ({steps} steps); `rt4ksr-plain`: "
+            f"`--option high_frequency_branch=false`, no HF loss, the same {steps} steps.", "",
             *_markdown_table(["run", *(f"{s} PSNR / SSIM" for s in TEST_SETS)], rows), "", verdict, "",
             f"## Folding the reparameterizable blocks: int8 {INPUT_SIZE[0]}x{INPUT_SIZE[1]}, host, 1 thread", "",
             *_markdown_table(["form", "params", "GMAC/frame", "median ms"], folding["rows"]), "",
@@ -264,13 +284,13 @@ class Zoo:
             f"({100 * saved_ms / timing['unfolded']['latency_ms_median']:.0f}% of the unfolded form).",
             f"Max |folded - unfolded| of the float outputs before the clip on Set5 {image.name}: "
             f"{_format_difference(folding['difference'])}.",
-        ], {"minutes": self.args.minutes, "hf_loss_weight": HF_LOSS_WEIGHT, "scores": scores, "gain_hf_db": gain,
+        ], {"minutes": self.args.minutes, "steps": steps, "hf_loss_weight": HF_LOSS_WEIGHT, "scores": scores, "gain_hf_db": gain,
             "verdict": verdict, "latency": list(timing.values()), "saved_ms": round(saved_ms, 3),
             "fold_difference": {**folding["difference"], "image": f"Set5/{image.name}",
                                 "measured_on": "float outputs before the clip"}})
         figure, (psnr_axis, latency_axis) = pyplot().subplots(1, 2, figsize=(10, 4))
-        _psnr_bars(psnr_axis, scores, f"RT4KSR x{SCALE}, {self.args.minutes} min each")
-        bars = latency_axis.bar(list(forms), [timing[form]["latency_ms_median"] for form in forms])
+        _psnr_bars(psnr_axis, scores, f"RT4KSR x{SCALE}, {steps} steps each")
+        bars = latency_axis.bar(list(timing), [t["latency_ms_median"] for t in timing.values()])
         latency_axis.bar_label(bars, fmt="%.1f")
         latency_axis.set(ylabel="median ms per frame", title=f"int8 {INPUT_SIZE[0]}x{INPUT_SIZE[1]}, host, 1 thread")
         save_figure(figure, self.out / "rt4ksr.png")
