@@ -28,7 +28,7 @@ from mobile_sr.export import export_run
 from mobile_sr.images import atomic_write_bytes
 from mobile_sr.plots import pyplot, save_figure
 from mobile_sr.quantization.weights import asymmetry, conv_kernels
-from mobile_sr.runs import load_trained_model
+from mobile_sr.runs import SUMMARY_FILE, load_trained_model
 from mobile_sr.tflite import TFLiteUpscaler
 
 MODELS = ("scsrn", "abpn")
@@ -96,7 +96,7 @@ def main() -> None:
         sizes[f"{run_dir.name}_{mode}"] = result.report["size_bytes"]
         return TFLiteUpscaler(result.path)
 
-    results, sizes, histogram_models, weight_stats = {}, {}, {}, {}
+    results, sizes, histogram_models, weight_stats, kept = {}, {}, {}, {}, {}
     for model in MODELS:
         row = {"float": score(exported(float_runs[model], "float")),
                "ptq_int8": score(exported(float_runs[model], "int8"))}
@@ -109,6 +109,9 @@ def main() -> None:
             row[f"{variant}_int8"] = score(exported(qat_runs[model, variant], "int8"))
             histogram_models[model][variant] = qat_model
             weight_stats[model][variant] = float(np.mean([asymmetry(k.numpy()) for k in conv_kernels(qat_model)]))
+            summary = json.loads((qat_runs[model, variant] / SUMMARY_FILE).read_text())
+            if "kept_step" in summary:  # runs from before QAT kept its best weights have none
+                kept[f"{model}-{variant}"] = {key: summary[key] for key in ("kept_step", "steps", "val_psnr_y", "final_val_psnr_y")}
         results[model] = row
         print(json.dumps({model: row}), flush=True)
 
@@ -125,11 +128,14 @@ def main() -> None:
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
     lines += ["", "Mean per-channel weight asymmetry ((max+min)/(max-min))^2: " +
               "; ".join(f"{m}: " + ", ".join(f"{k} {v:.4f}" for k, v in stats.items()) for m, stats in weight_stats.items()),
+              "", "QAT weights kept (best validation, step 0 = the calibrated start): " +
+              "; ".join(f"{name} step {k['kept_step']} of {k['steps']} ({k['val_psnr_y']:.3f} dB; last step "
+                        f"{k['final_val_psnr_y']:.3f})" for name, k in kept.items()),
               "", "int8 .tflite sizes (bytes): " + ", ".join(f"{k} {v}" for k, v in sizes.items() if k.endswith("int8"))]
     report = "\n".join(lines) + "\n"
     atomic_write_bytes(args.out / "ladder.md", report.encode())
     atomic_write_bytes(args.out / "ladder.json", (json.dumps(
-        {"psnr": results, "weight_asymmetry": weight_stats, "sizes": sizes, "qat_minutes": args.qat_minutes}, indent=2) + "\n").encode())
+        {"psnr": results, "weight_asymmetry": weight_stats, "qat_kept": kept, "sizes": sizes, "qat_minutes": args.qat_minutes}, indent=2) + "\n").encode())
     _plot_histograms(histogram_models, args.out / "weight_histograms.png")
     print(report)
 

@@ -115,7 +115,7 @@ def models() -> None:
               help="Weight of RT4KSR's high-frequency L1 added to the loss (0: off).")
 @click.option("--structure-texture", is_flag=True,
               help="attention_sr: train the structure and texture branches on the TV decomposition of the HR patch, balanced by GradNorm.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seeds the weight initialisation and the patch sampling.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for TensorFlow (default: all cores).")
 @click.option("--out", "run_dir", type=click.Path(file_okay=False, path_type=Path), default=None, help="Run folder (default runs/<model>-x<scale>, HDR runs/<model>).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")

@@ -31,6 +31,7 @@ from mobile_sr.plots import plot_training_curve
 from mobile_sr.tasks import task_of
 
 DEFAULT_MINUTES = 8.0
+BEST_WEIGHTS_FILE = "best.weights.h5"  # in the checkpoint folder while a QAT run trains
 
 
 class TrainingInterrupted(MobileSRError):
@@ -370,6 +371,7 @@ def train(
     log(f"data: {data.name}: {task.describe(data.train)} for training; {data.val_name}: {len(data.val)} for validation")
 
     strategy = _choose_strategy()
+    keras.utils.set_random_seed(config.seed)  # initializers draw from Python, NumPy and TensorFlow seeds
     with strategy.scope():
         model = build_model(config.model, model_config)
         if init_model is not None:
@@ -425,15 +427,28 @@ def train(
     baseline_val = task.baseline_score(data.val, val_name=data.val_name, scale=config.scale)
     label = task.run_dir_name(config.model, config.scale)
 
-    def validate(step: int) -> float:
-        score, secondary = validate_ema()
-        metrics.add({"step": step, f"val_{task.metric}": score, f"val_{task.secondary_metric}": secondary})
-        return score
-
     def save_checkpoint(step: int, elapsed: float) -> None:
         step_counter.assign(step)
         elapsed_counter.assign(elapsed)
         manager.save(checkpoint_number=step)
+
+    # QAT keeps its best-validated weights, its calibrated start included: from data-aware rounding,
+    # fine-tuning can cost more (weights drifting across rounding boundaries) than it wins.
+    best_weights = run_dir / runs.CHECKPOINT_DIR / BEST_WEIGHTS_FILE
+    best_val = max((r[f"val_{task.metric}"] for r in metrics.records if f"val_{task.metric}" in r), default=-math.inf)
+    best_step = max((r["step"] for r in metrics.records if r.get(f"val_{task.metric}") == best_val), default=None)
+
+    def validate(step: int, elapsed: float) -> float:
+        nonlocal best_val, best_step
+        score, secondary = validate_ema()
+        metrics.add({"step": step, f"val_{task.metric}": score, f"val_{task.secondary_metric}": secondary})
+        if config.qat and score > best_val:
+            best_val, best_step = score, step
+            partial = best_weights.with_name(f".partial.{best_weights.name}")
+            ema_model.save_weights(str(partial))
+            partial.replace(best_weights)
+            save_checkpoint(step, elapsed)  # a resumed run then never restarts before its best weights
+        return score
 
     step = start_step
     elapsed = float(elapsed_counter.numpy())
@@ -442,9 +457,14 @@ def train(
     last_checkpoint = last_log = time.monotonic()
     window_start, window_steps, window_loss = time.monotonic(), 0, 0.0
     val_psnr = float("nan")
-    log(f"training {label} ({model.count_params():,} parameters) into {run_dir}; "
+    # trainable only: running statistics (e.g. network deconvolution's D matrices) are not parameters
+    parameters = sum(int(np.prod(weight.shape)) for weight in model.trainable_weights)
+    log(f"training {label} ({parameters:,} parameters) into {run_dir}; "
         f"batch {config.batch_size} of {config.patch_size}x{config.patch_size} patches; "
         f"{task.baseline} on {data.val_name}: {task.metric_label} {baseline_val:.2f} dB")
+    if config.qat and step == 0:
+        best_weights.parent.mkdir(parents=True, exist_ok=True)
+        log(f"calibrated start: validation {task.metric_label} {validate(0, 0.0):.3f} dB")
     try:
         clock = time.monotonic()
         while config.progress(step, elapsed) < 1.0:
@@ -464,7 +484,7 @@ def train(
             progress = config.progress(step, elapsed)
             validating = progress >= next_validation - 1e-9 or progress >= 1.0
             if validating:
-                val_psnr = validate(step)
+                val_psnr = validate(step, elapsed)
                 next_validation += validation_interval
                 clock = time.monotonic()  # validation time does not count against the budget
             if validating or now - last_log >= 10.0:
@@ -490,14 +510,22 @@ def train(
 
     save_checkpoint(step, elapsed)
     weights_path = run_dir / runs.WEIGHTS_FILE
-    partial = weights_path.with_name(f".partial.{weights_path.name}")  # same suffix, same format
-    ema_model.save_weights(str(partial))
-    partial.replace(weights_path)
+    final_val = val_psnr
+    if config.qat and best_step != step:
+        best_weights.replace(weights_path)
+        val_psnr = best_val
+        log(f"keeping the weights of step {best_step} (validation {best_val:.3f} dB) over the last step's "
+            f"({final_val:.3f} dB)")
+    else:
+        partial = weights_path.with_name(f".partial.{weights_path.name}")  # same suffix, same format
+        ema_model.save_weights(str(partial))
+        partial.replace(weights_path)
+        best_weights.unlink(missing_ok=True)
     train_records = [r for r in metrics.records if "steps_per_s" in r and r["step"] > start_step]
     summary = {
         "model": config.model,
         **({"scale": config.scale} if task.name == "sr" else {}),
-        "parameters": int(model.count_params()),
+        "parameters": parameters,
         "train_data": data.name,
         "val_data": data.val_name,
         "steps": step,
@@ -505,6 +533,7 @@ def train(
         "steps_per_s": round(float(np.mean([r["steps_per_s"] for r in train_records])), 2) if train_records else None,
         f"val_{task.metric}": round(val_psnr, 4),
         f"val_{task.baseline}_{task.metric}": round(baseline_val, 4),
+        **({"kept_step": best_step, f"final_val_{task.metric}": round(final_val, 4)} if config.qat else {}),
         f"val_gain_over_{task.baseline}_db": round(val_psnr - baseline_val, 4),
     }
     runs.write_json(run_dir / runs.SUMMARY_FILE, summary)

@@ -40,6 +40,16 @@ def seeded_initializers():
     keras.utils.set_random_seed(0)
 
 
+@pytest.fixture
+def float64_models():
+    """Keras layers built inside the test compute in float64 (the policy is restored after)."""
+    from mobile_sr.backend import keras
+
+    keras.mixed_precision.set_global_policy("float64")
+    yield
+    keras.mixed_precision.set_global_policy("float32")
+
+
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path: Path, monkeypatch) -> Path:
     cache = tmp_path / "cache"

@@ -53,7 +53,15 @@ def test_whitening_decorrelates_correlated_patches():
     layer = _patch_whitener(3, 3, eps=1e-5, iterations=30, sampling_stride=1, sample_images=len(images))
     whitened = layer(images, training=True).numpy().reshape(-1, 27)
     np.testing.assert_allclose(whitened.mean(axis=0), 0.0, atol=1e-3)
-    np.testing.assert_allclose(np.cov(whitened, rowvar=False, bias=True), np.eye(27), atol=0.02)
+    mean_variance = np.trace(np.cov(_patches(images, 3), rowvar=False, bias=True)) / 27
+    np.testing.assert_allclose(np.cov(whitened, rowvar=False, bias=True) / mean_variance, np.eye(27), atol=0.02)
+
+
+def test_decorrelation_scales_with_its_input_like_a_plain_conv():
+    images = _correlated_images(np.random.default_rng(6))
+    layer = _patch_whitener(3, 3, eps=1e-9, iterations=30, sampling_stride=1, sample_images=len(images))
+    np.testing.assert_allclose(layer(images / 255.0, training=True).numpy() * 255.0,
+                               layer(images, training=True).numpy(), rtol=1e-3, atol=1e-2)
 
 
 def test_running_statistics_update_in_training_and_serve_inference():
@@ -69,7 +77,8 @@ def test_running_statistics_update_in_training_and_serve_inference():
     patches = _patches(first, 3).astype(np.float64)
     covariance = np.cov(patches, rowvar=False, bias=True) + 1e-5 * np.eye(18)
     eigenvalues, basis = np.linalg.eigh(covariance)
-    batch_deconv = basis @ np.diag(eigenvalues**-0.5) @ basis.T
+    mean_std = np.sqrt(np.trace(covariance - 1e-5 * np.eye(18)) / 18)
+    batch_deconv = mean_std * basis @ np.diag(eigenvalues**-0.5) @ basis.T
     np.testing.assert_allclose(layer.running_mean.numpy(), 0.75 * patches.mean(axis=0), rtol=1e-5)
     np.testing.assert_allclose(layer.running_deconv.numpy(), 0.25 * np.eye(18) + 0.75 * batch_deconv, atol=2e-4)
 
@@ -120,6 +129,16 @@ def test_folding_is_exact_and_gives_the_plain_model(name):
     assert expected.std() > 1.0  # a real signal, not a constant
     np.testing.assert_allclose(pre_clip(folded)(lr, training=False).numpy(), expected, rtol=0, atol=1e-4)
     np.testing.assert_allclose(folded(lr).numpy(), model(lr, training=False).numpy(), rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["edsr", "srcnn"])
+def test_folding_is_exact_in_float64(name, float64_models):
+    model = _trained_deconvolution_model(name)
+    lr = np.random.default_rng(4).uniform(0, 255, (1, 9, 10, 3))
+    def pre_clip(net):
+        return keras.Model(net.input, net.get_layer("depth_to_space").output)(lr, training=False).numpy()
+
+    np.testing.assert_allclose(pre_clip(fold_deconvolution(model)), pre_clip(model), rtol=0, atol=1e-9)
 
 
 def test_models_without_deconvolution_are_returned_as_they_are():

@@ -36,6 +36,14 @@ def test_folding_is_exact(scale, high_frequency_branch):
     np.testing.assert_allclose(folded(lr).numpy(), model(lr).numpy(), atol=1e-4)
 
 
+def test_folding_is_exact_in_float64(float64_models):
+    config = make_config("rt4ksr", scale=3, channels=16, blocks=2)
+    model = _randomized(config)
+    lr = np.random.default_rng(0).uniform(0, 255, (1, 9, 10, 3))
+    np.testing.assert_allclose(_before_clip(fold_reparameterized(model, config), lr), _before_clip(model, lr),
+                               rtol=0, atol=1e-9)
+
+
 def test_folded_model_is_smaller():
     config = make_config("rt4ksr", scale=3)
     model = build_model("rt4ksr", config)

@@ -52,6 +52,32 @@ def test_resume_continues_from_the_checkpoint(trained_run, tmp_path):
     assert steps == sorted(steps)
 
 
+def test_qat_keeps_its_calibrated_start_when_fine_tuning_only_hurts(trained_run, tmp_path):
+    float_run, _, config = trained_run
+    qat_config = TrainConfig.from_dict({**config.to_dict(), "steps": 6, "init_from": str(float_run), "qat": True,
+                                        "learning_rate": 0.5, "warmup_steps": 0})  # a rate that wrecks the weights
+    run_dir = tmp_path / "qat"
+    summary = train(qat_config, run_dir=run_dir, log=lambda _: None)
+    validations = [json.loads(line) for line in (run_dir / runs.METRICS_FILE).read_text().splitlines()]
+    validations = [(r["step"], r["val_psnr_y"]) for r in validations if "val_psnr_y" in r]
+    assert validations[0][0] == 0 and len(validations) == 3  # the calibrated start, then the 2 of the budget
+    assert summary["kept_step"] == 0 and summary["val_psnr_y"] == round(validations[0][1], 4)
+    assert summary["final_val_psnr_y"] < summary["val_psnr_y"]
+    assert not (run_dir / runs.CHECKPOINT_DIR / "best.weights.h5").exists()
+
+
+def test_the_seed_makes_a_run_repeatable(trained_run, tmp_path):
+    _, _, config = trained_run
+    def weights(seed: int, name: str) -> list[np.ndarray]:
+        train(TrainConfig.from_dict({**config.to_dict(), "steps": 2, "seed": seed}), run_dir=tmp_path / name,
+              log=lambda _: None)
+        return load_trained_model(tmp_path / name)[0].get_weights()
+
+    first, again, other = weights(0, "first"), weights(0, "again"), weights(1, "other")
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))
+    assert not all(np.array_equal(a, b) for a, b in zip(first, other))
+
+
 def test_existing_run_is_not_overwritten_silently(trained_run):
     run_dir, _, config = trained_run
     with pytest.raises(RunFolderError, match="--resume.*--overwrite"):

@@ -4,8 +4,13 @@ learns from whitened data and converges faster.
 
 With ``P`` the patches as rows (N x F, F = k*k*C), mean ``mu`` and covariance
 ``Cov = (P - mu)^T (P - mu) / N``, the decorrelated patches are ``(P - mu) D`` with
-``D = (Cov + eps I)^(-1/2)``, computed by Newton-Schulz iterations (only matrix products, so it runs
-fast on a GPU and back-propagates). The statistics come from a subsample of the patches (every
+``D = s (Cov + eps I)^(-1/2)``, computed by Newton-Schulz iterations (only matrix products, so it runs
+fast on a GPU and back-propagates). The paper whitens (``s = 1``) images in [0, 1]; our nets work in
+0-255 pixels, and unit-variance patches there would leave a conv that must write pixels with
+weights hundreds of times larger than the plain conv's (SRCNN's reconstruction conv, which has no
+residual path, then never learns in a few thousand steps). So ``s = sqrt(trace(Cov) / F)``: the
+decorrelated patches keep the input's total variance, and the layer scales with its input as a
+plain conv does. The statistics come from a subsample of the patches (every
 ``sampling_stride``-th pixel of the first ``sample_images`` images of the batch); like batch
 normalisation the layer keeps running averages of ``mu`` and ``D`` for inference.
 
@@ -108,20 +113,22 @@ class DecorrelatedConv2D(keras.layers.Layer):
         mean = tf.reduce_mean(patches, axis=0)
         centered = patches - mean
         covariance = tf.matmul(centered, centered, transpose_a=True) / tf.cast(tf.shape(patches)[0], patches.dtype)
-        deconv = inverse_sqrt_newton_schulz(covariance + self.eps * tf.eye(features), self.iterations)
+        scale = tf.sqrt(tf.linalg.trace(covariance) / features)
+        deconv = scale * inverse_sqrt_newton_schulz(covariance + self.eps * tf.eye(features, dtype=covariance.dtype),
+                                                    self.iterations)
         keep = self.momentum
         self.running_mean.assign(keep * self.running_mean + (1.0 - keep) * tf.stop_gradient(mean))
         self.running_deconv.assign(keep * self.running_deconv + (1.0 - keep) * tf.stop_gradient(deconv))
         return mean, deconv
 
     def folded_weights(self) -> list[np.ndarray]:
-        """Kernel ``D W`` and bias ``b - mu D W`` of the equivalent plain conv in inference,
-        computed in float64."""
+        """Kernel ``D W`` and bias ``b - mu D W`` of the equivalent plain conv in inference, in
+        float64 (``set_weights`` rounds them to the layer's precision)."""
         kernel = self.kernel.numpy().astype(np.float64)
         deconv = self.running_deconv.numpy().astype(np.float64)
         folded = deconv @ kernel.reshape(-1, self.filters)
         bias = self.bias.numpy().astype(np.float64) - self.running_mean.numpy().astype(np.float64) @ folded
-        return [folded.reshape(kernel.shape).astype(np.float32), bias.astype(np.float32)]
+        return [folded.reshape(kernel.shape), bias]
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], self.filters)

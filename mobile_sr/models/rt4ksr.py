@@ -178,9 +178,9 @@ def build_rt4ksr(config: RT4KSRConfig):
 
 def folded_block_weights(expand_kernel, conv_kernel, conv_bias, reduce_kernel, reduce_bias):
     """The kernel and bias of the one 3x3 conv equal to ``reduce(conv(expand(x))) + x``
-    (computed in float64): the 1x1 kernels are matrices, so the composite kernel at each tap is
-    ``expand @ conv[tap] @ reduce``, the identity adds 1 to the centre tap's diagonal, and the
-    bias is ``conv_bias @ reduce + reduce_bias``."""
+    (in float64; ``set_weights`` rounds them to the layer's precision): the 1x1 kernels are
+    matrices, so the composite kernel at each tap is ``expand @ conv[tap] @ reduce``, the
+    identity adds 1 to the centre tap's diagonal, and the bias is ``conv_bias @ reduce + reduce_bias``."""
     expand = np.asarray(expand_kernel, np.float64)[0, 0]  # C x 2C
     reduce = np.asarray(reduce_kernel, np.float64)[0, 0]  # 2C x C
     conv = np.asarray(conv_kernel, np.float64)  # 3 x 3 x 2C x 2C
@@ -188,7 +188,7 @@ def folded_block_weights(expand_kernel, conv_kernel, conv_bias, reduce_kernel, r
     centre = conv.shape[0] // 2
     kernel[centre, centre] += np.eye(expand.shape[0])
     bias = np.asarray(conv_bias, np.float64) @ reduce + np.asarray(reduce_bias, np.float64)
-    return kernel.astype(np.float32), bias.astype(np.float32)
+    return kernel, bias
 
 
 def fold_reparameterized(model, config: RT4KSRConfig):
