@@ -319,6 +319,13 @@ def _format_duration(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
+def _save_weights(model, path: Path) -> None:
+    """``model``'s weights to ``path``, never half-written: saved beside it, then moved over it."""
+    partial = path.with_name(f".partial.{path.name}")  # same suffix, same format
+    model.save_weights(str(partial))
+    partial.replace(path)
+
+
 class _MetricsLog:
     def __init__(self, path: Path):
         self.path = path
@@ -444,9 +451,7 @@ def train(
         metrics.add({"step": step, f"val_{task.metric}": score, f"val_{task.secondary_metric}": secondary})
         if config.qat and score > best_val:
             best_val, best_step = score, step
-            partial = best_weights.with_name(f".partial.{best_weights.name}")
-            ema_model.save_weights(str(partial))
-            partial.replace(best_weights)
+            _save_weights(ema_model, best_weights)
             save_checkpoint(step, elapsed)  # a resumed run then never restarts before its best weights
         return score
 
@@ -511,16 +516,14 @@ def train(
     save_checkpoint(step, elapsed)
     weights_path = run_dir / runs.WEIGHTS_FILE
     final_val = val_psnr
-    if config.qat and best_step != step:
+    if config.qat:  # the run ends on a validation, so the best file holds the weights to keep
         best_weights.replace(weights_path)
-        val_psnr = best_val
-        log(f"keeping the weights of step {best_step} (validation {best_val:.3f} dB) over the last step's "
-            f"({final_val:.3f} dB)")
+        if best_step != step:
+            val_psnr = best_val
+            log(f"keeping the weights of step {best_step} (validation {best_val:.3f} dB) over the last step's "
+                f"({final_val:.3f} dB)")
     else:
-        partial = weights_path.with_name(f".partial.{weights_path.name}")  # same suffix, same format
-        ema_model.save_weights(str(partial))
-        partial.replace(weights_path)
-        best_weights.unlink(missing_ok=True)
+        _save_weights(ema_model, weights_path)
     train_records = [r for r in metrics.records if "steps_per_s" in r and r["step"] > start_step]
     summary = {
         "model": config.model,
