@@ -2,15 +2,16 @@
 symmetric regularizer, for SCSRN and ABPN x3, every stage measured on Set5 and Set14.
 
     python benchmarks/quantization_ladder.py [--float-runs benchmarks/results/float_training/runs]
-        [--qat-minutes 10] [--out benchmarks/results/quantization_ladder]
+        [--qat-minutes 10] [--qat-models scsrn,abpn] [--out benchmarks/results/quantization_ladder]
 
 Starts from the float runs of ``float_training.py``. The two QAT variants of each model get the
 same budget, seed and data, side by side on pinned cores (``jobs.py``). Every int8 figure is
 measured on the exported 360x640 ``.tflite`` in the LiteRT interpreter (whole images, by resizing
 its input tensor); "float" is the float32 ``.tflite``, "QAT (Keras)" the fake-quantized Keras
-model (the paper's "QAT" column). Writes ``ladder.md``, ``ladder.json`` and
-``weight_histograms.png`` (conv weights in units of their channel's int8 step, before and after
-QAT with clipping).
+model (the paper's "QAT" column). ``--qat-models`` names the models whose QAT runs are trained
+again (after a change to one model); the others reuse theirs in ``--out``. Writes ``ladder.md``,
+``ladder.json`` and ``weight_histograms.png`` (conv weights in units of their channel's int8 step,
+before and after QAT with clipping).
 """
 
 from __future__ import annotations
@@ -63,8 +64,14 @@ def main() -> None:
     parser.add_argument("--float-runs", type=Path, default=Path("benchmarks/results/float_training/runs"))
     parser.add_argument("--qat-minutes", type=float, default=10.0)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/quantization_ladder"))
+    parser.add_argument("--qat-models", default=",".join(MODELS),
+                        help="comma-separated models whose QAT runs to train; the others reuse the runs in --out")
     parser.add_argument("--skip-training", action="store_true", help="reuse the QAT runs already in --out")
     args = parser.parse_args()
+    retrained = [] if args.skip_training else [m for m in args.qat_models.split(",") if m]
+    unknown = sorted(set(retrained) - set(MODELS))
+    if unknown:
+        raise SystemExit(f"--qat-models: unknown {', '.join(unknown)}; choose from {', '.join(MODELS)}")
     root = shared_datasets_dir()
     if root is None:
         print("SKIPPED: shared datasets not found (set MOBILE_SR_DATA or place them at ../shared/datasets)")
@@ -77,12 +84,15 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
 
     qat_runs = {(m, v): runs_dir / f"{m}-x{SCALE}-{v}" for m in MODELS for v in VARIANTS}
-    if not args.skip_training:
+    if retrained:
         run_side_by_side({
             f"{m}-{v}": mobile_sr_command("qat", "--run", str(float_runs[m]), "--minutes", str(args.qat_minutes),
                                           "--threads", "1", "--out", str(qat_runs[m, v]), "--overwrite", *VARIANTS[v])
-            for (m, v) in qat_runs
+            for (m, v) in qat_runs if m in retrained
         }, args.out)
+    missing = [str(p) for p in qat_runs.values() if not (p / "model.weights.h5").is_file()]
+    if missing:
+        raise SystemExit(f"QAT runs missing: {', '.join(missing)}; name their models in --qat-models")
 
     test_pairs = {s: load_sr_pairs(root / "sr/test" / s, SCALE, split="val")[1] for s in TEST_SETS}
 

@@ -36,7 +36,9 @@ def test_real_host_benchmark(tiny_int8):
     assert REQUIRED_KEYS <= set(result)
     assert result["target"] == "host" and result["runs"] == 5 and result["input_shape"] == [1, 12, 16, 3]
     assert 0 < result["latency_ms_min"] <= result["latency_ms_median"] <= result["latency_ms_p90"]
-    assert result["gmacs_per_s"] > 0 and result["peak_memory_mb"] >= 0
+    assert result["gmacs_per_s"] > 0
+    # a tiny model adds a few MB; the worker must not count this test process's TensorFlow
+    assert 0 <= result["peak_memory_mb"] < 100
     assert "litert_benchmark_median_ms" in result or "litert_benchmark" in result
     assert "median" in lines[0]
 

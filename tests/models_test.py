@@ -91,3 +91,11 @@ def test_abpn_anchor_is_nearest_neighbour_upscaling():
             layer.set_weights([np.zeros_like(w) for w in layer.get_weights()])
     lr = np.random.default_rng(2).uniform(0, 255, (1, 5, 6, 3)).astype(np.float32)
     np.testing.assert_allclose(model(lr).numpy()[0], lr[0].repeat(2, 0).repeat(2, 1), atol=1e-4)
+
+
+def test_default_scsrn_has_fewer_convs_than_abpn_and_no_more_parameters():
+    # int8 frame time on XNNPACK follows the conv count, not the width (benchmarks/latency.py)
+    models = {name: build_model(name, make_config(name)) for name in ("scsrn", "abpn")}
+    convs = {name: sum(isinstance(layer, keras.layers.Conv2D) for layer in model.layers) for name, model in models.items()}
+    assert convs == {"scsrn": 5, "abpn": 7}
+    assert models["scsrn"].count_params() <= models["abpn"].count_params()

@@ -16,21 +16,31 @@ import time
 import numpy as np
 
 
+def _status_mb(field: str) -> float | None:
+    """A memory line of /proc/self/status in MB; None where /proc is missing."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith(f"{field}:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return None
+
+
 def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KiB
+    """This process's peak resident memory. VmHWM, not ru_maxrss: on Linux ru_maxrss keeps the
+    parent's resident memory at fork through exec, so a worker started by a process holding
+    TensorFlow would report the parent's 700 MB as its own."""
+    peak = _status_mb("VmHWM")
+    return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB
 
 
 def current_rss_mb() -> float:
     """Resident memory now (the baseline: the process peak may lie above it, left by the
     imports, and would hide the model's memory); the peak where /proc is missing."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return peak_rss_mb()
+    current = _status_mb("VmRSS")
+    return current if current is not None else peak_rss_mb()
 
 
 def measure(model: str, *, threads: int, xnnpack: bool, runs: int, warmup: int, seconds: float | None) -> dict:

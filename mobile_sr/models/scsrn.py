@@ -5,6 +5,8 @@ the memory copies of the repeat and without passing through quantized features."
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from mobile_sr.backend import keras
@@ -13,8 +15,16 @@ from mobile_sr.models.layers import ClipToRange, DepthToSpace, conv3x3, lr_input
 from mobile_sr.models.registry import register_model
 
 
+@dataclass(frozen=True)
 class SCSRNConfig(PlainSRConfig):
-    pass
+    """Four feature convs of 32 channels, where ABPN keeps five of 28. On XNNPACK an int8 3x3 conv
+    at 360x640 costs about the same, 11 ms on one host core, at any width from 24 to 48 channels
+    (``benchmarks/latency.py`` times the grid), so the int8 frame time follows the conv count: one
+    feature conv fewer makes the frame about 17% faster, and the 4 extra channels keep the
+    parameters and MACs of a five-conv, 28-channel trunk (37k, 8.5 GMAC per 360x640 frame)."""
+
+    channels: int = 32
+    feature_convs: int = 4
 
 
 @register_model(
