@@ -8,10 +8,13 @@ Starts from the float runs of ``float_training.py``. The two QAT variants of eac
 same budget, seed and data, side by side on pinned cores (``jobs.py``). Every int8 figure is
 measured on the exported 360x640 ``.tflite`` in the LiteRT interpreter (whole images, by resizing
 its input tensor); "float" is the float32 ``.tflite``, "QAT (Keras)" the fake-quantized Keras
-model (the paper's "QAT" column). ``--qat-models`` names the models whose QAT runs are trained
-again (after a change to one model); the others reuse theirs in ``--out``. Writes ``ladder.md``,
-``ladder.json`` and ``weight_histograms.png`` (conv weights in units of their channel's int8 step,
-before and after QAT with clipping).
+model (the paper's "QAT" column). Two more columns show what weight quantization alone costs
+(float activations, conv weights rounded to the nearest point of their channel's int8 grid, with
+the max-abs step, and with the MSE-optimal clip QAT+clip starts from): what clipping could win at
+most. ``--qat-models`` names the models whose QAT runs are trained again (after a change to one
+model); the others reuse theirs in ``--out``. Writes ``ladder.md``, ``ladder.json`` and
+``weight_histograms.png`` (conv weights in units of their channel's int8 step, before and after
+QAT with clipping).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from mobile_sr.evaluation import evaluate_pairs, keras_upscaler
 from mobile_sr.export import export_run
 from mobile_sr.images import atomic_write_bytes
 from mobile_sr.plots import pyplot, save_figure
-from mobile_sr.quantization.weights import asymmetry, conv_kernels
+from mobile_sr.quantization.weights import asymmetry, conv_kernels, int8_grid, mse_optimal_thresholds
 from mobile_sr.runs import SUMMARY_FILE, load_trained_model
 from mobile_sr.tflite import TFLiteUpscaler
 
@@ -36,7 +39,17 @@ MODELS = ("scsrn", "abpn")
 TEST_SETS = ("Set5", "Set14")
 SCALE = 3
 VARIANTS = {"qat": ["--plain"], "qat_clip": []}  # MSE-optimal clip, regularizer 1e-2 (the qat defaults)
-STAGES = ("float", "ptq_int8", "qat_keras", "qat_int8", "qat_clip_keras", "qat_clip_int8")
+STAGES = ("float", "weights_int8", "weights_int8_clip", "ptq_int8", "qat_keras", "qat_int8", "qat_clip_keras",
+          "qat_clip_int8")
+
+
+def _round_weights(model, *, clip: bool) -> None:
+    """Put every conv kernel of ``model`` on its per-channel int8 grid by nearest rounding: with
+    the max-abs step, or clipped to the MSE-optimal threshold first."""
+    for kernel in conv_kernels(model):
+        values = kernel.numpy().reshape(-1, kernel.shape[-1]).astype(np.float64)
+        thresholds = mse_optimal_thresholds(values) if clip else np.abs(values).max(axis=0)
+        kernel.assign(int8_grid(values, thresholds).reshape(kernel.shape).astype(np.float32))
 
 
 def _kernel_steps(model) -> np.ndarray:
@@ -110,6 +123,10 @@ def main() -> None:
     for model in MODELS:
         row = {"float": score(exported(float_runs[model], "float")),
                "ptq_int8": score(exported(float_runs[model], "int8"))}
+        for stage, clip in (("weights_int8", False), ("weights_int8_clip", True)):
+            rounded, _ = load_trained_model(float_runs[model])
+            _round_weights(rounded, clip=clip)
+            row[stage] = score(keras_upscaler(rounded))
         float_model, _ = load_trained_model(float_runs[model])
         histogram_models[model] = {"float": float_model}
         weight_stats[model] = {"float": float(np.mean([asymmetry(k.numpy()) for k in conv_kernels(float_model)]))}
@@ -125,7 +142,8 @@ def main() -> None:
         results[model] = row
         print(json.dumps({model: row}), flush=True)
 
-    headers = ["float (.tflite)", "PTQ int8", "QAT (Keras)", "QAT int8", "QAT+clip (Keras)", "QAT+clip int8"]
+    headers = ["float (.tflite)", "weights int8 (nearest)", "weights int8 (MSE clip, nearest)", "PTQ int8", "QAT (Keras)",
+               "QAT int8", "QAT+clip (Keras)", "QAT+clip int8"]
     lines = [f"# Quantization ladder x{SCALE} ({args.qat_minutes} min QAT per variant)", "",
              "PSNR-Y in dB, Set5 / Set14; in brackets the loss against float.", "",
              "| model | " + " | ".join(headers) + " |", "|---" * (len(headers) + 1) + "|"]

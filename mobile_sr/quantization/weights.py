@@ -49,12 +49,16 @@ class ChannelClip(keras.constraints.Constraint):
         return {"thresholds": self.thresholds}
 
 
-def int8_error(values: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
-    """Per-column mean squared error of clipping to ``[-t, t]`` and rounding to the symmetric
-    narrow-range int8 grid of step ``t / 127``."""
+def int8_grid(values: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """``values`` clipped per column to ``[-t, t]`` and rounded to the nearest point of the
+    symmetric narrow-range int8 grid of step ``t / 127``."""
     step = np.maximum(thresholds, 1e-12) / 127.0
-    quantized = np.clip(np.round(values / step), -127, 127) * step
-    return np.mean((values - quantized) ** 2, axis=0)
+    return np.clip(np.round(values / step), -127, 127) * step
+
+
+def int8_error(values: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """Per-column mean squared error of :func:`int8_grid`."""
+    return np.mean((values - int8_grid(values, thresholds)) ** 2, axis=0)
 
 
 def mse_optimal_thresholds(values: np.ndarray, candidates: int = 100) -> np.ndarray:
