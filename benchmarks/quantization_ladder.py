@@ -32,7 +32,7 @@ from mobile_sr.export import export_run
 from mobile_sr.images import atomic_write_bytes
 from mobile_sr.plots import pyplot, save_figure
 from mobile_sr.quantization.weights import asymmetry, conv_kernels, int8_grid, mse_optimal_thresholds
-from mobile_sr.runs import SUMMARY_FILE, load_trained_model
+from mobile_sr.runs import SUMMARY_FILE, WEIGHTS_FILE, load_trained_model
 from mobile_sr.tflite import TFLiteUpscaler
 
 MODELS = ("scsrn", "abpn")
@@ -90,7 +90,7 @@ def main() -> None:
         print("SKIPPED: shared datasets not found (set MOBILE_SR_DATA or place them at ../shared/datasets)")
         return
     float_runs = {m: args.float_runs / f"{m}-x{SCALE}" for m in MODELS}
-    missing = [str(p) for p in float_runs.values() if not (p / "model.weights.h5").is_file()]
+    missing = [str(p) for p in float_runs.values() if not (p / WEIGHTS_FILE).is_file()]
     if missing:
         raise SystemExit(f"float runs missing: {', '.join(missing)}; run benchmarks/float_training.py first")
     runs_dir, export_dir = args.out / "runs", args.out / "export"
@@ -103,7 +103,7 @@ def main() -> None:
                                           "--threads", "1", "--out", str(qat_runs[m, v]), "--overwrite", *VARIANTS[v])
             for (m, v) in qat_runs if m in retrained
         }, args.out)
-    missing = [str(p) for p in qat_runs.values() if not (p / "model.weights.h5").is_file()]
+    missing = [str(p) for p in qat_runs.values() if not (p / WEIGHTS_FILE).is_file()]
     if missing:
         raise SystemExit(f"QAT runs missing: {', '.join(missing)}; name their models in --qat-models")
 
