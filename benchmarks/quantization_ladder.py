@@ -4,8 +4,10 @@ symmetric regularizer, for SCSRN and ABPN x3, every stage measured on Set5 and S
     python benchmarks/quantization_ladder.py [--float-runs benchmarks/results/float_training/runs]
         [--qat-minutes 10] [--qat-models scsrn,abpn] [--out benchmarks/results/quantization_ladder]
 
-Starts from the float runs of ``float_training.py``. The two QAT variants of each model get the
-same budget, seed and data, side by side on pinned cores (``jobs.py``). Every int8 figure is
+Starts from the float runs of ``float_training.py``. Each model gets four QAT runs, plain and with
+clipping + regularizer, each started from data-aware rounding (mobile-sr's default) and from
+nearest rounding (plain tfmot QAT's start, and the SCSRN paper's): the same budget, seed and data,
+side by side on pinned cores (``jobs.py``). Every int8 figure is
 measured on the exported 360x640 ``.tflite`` in the LiteRT interpreter (whole images, by resizing
 its input tensor); "float" is the float32 ``.tflite``, "QAT (Keras)" the fake-quantized Keras
 model (the paper's "QAT" column). Two more columns show what weight quantization alone costs
@@ -38,9 +40,13 @@ from mobile_sr.tflite import TFLiteUpscaler
 MODELS = ("scsrn", "abpn")
 TEST_SETS = ("Set5", "Set14")
 SCALE = 3
-VARIANTS = {"qat": ["--plain"], "qat_clip": []}  # MSE-optimal clip, regularizer 1e-2 (the qat defaults)
+# MSE-optimal clip, regularizer 1e-2 (the qat defaults); each from data-aware rounding (ours) and from
+# nearest rounding (plain tfmot QAT's start, and the paper's)
+VARIANTS = {"qat": ["--plain"], "qat_clip": [],
+            "qat_nearest": ["--plain", "--rounding", "nearest"], "qat_clip_nearest": ["--rounding", "nearest"]}
 STAGES = ("float", "weights_int8", "weights_int8_clip", "ptq_int8", "qat_keras", "qat_int8", "qat_clip_keras",
           "qat_clip_int8")
+NEAREST_STAGES = ("qat_nearest_keras", "qat_nearest_int8", "qat_clip_nearest_keras", "qat_clip_nearest_int8")
 
 
 def _round_weights(model, *, clip: bool) -> None:
@@ -142,18 +148,30 @@ def main() -> None:
         results[model] = row
         print(json.dumps({model: row}), flush=True)
 
-    headers = ["float (.tflite)", "weights int8 (nearest)", "weights int8 (MSE clip, nearest)", "PTQ int8", "QAT (Keras)",
-               "QAT int8", "QAT+clip (Keras)", "QAT+clip int8"]
+    def table(headers: list[str], stages: tuple[str, ...]) -> list[str]:
+        lines = ["| model | " + " | ".join(headers) + " |", "|---" * (len(headers) + 1) + "|"]
+        for model, row in results.items():
+            cells = []
+            for stage in stages:
+                values = " / ".join(f"{row[stage][s]:.3f}" for s in TEST_SETS)
+                delta = "" if stage == "float" else " (" + " / ".join(f"{row[stage][s] - row['float'][s]:+.3f}" for s in TEST_SETS) + ")"
+                cells.append(values + delta)
+            lines.append(f"| {model} | " + " | ".join(cells) + " |")
+        return lines
+
+    def clipping_gain(model: str, suffix: str) -> str:
+        row = results[model]
+        return " / ".join(f"{row[f'qat_clip{suffix}_int8'][s] - row[f'qat{suffix}_int8'][s]:+.3f}" for s in TEST_SETS)
+
     lines = [f"# Quantization ladder x{SCALE} ({args.qat_minutes} min QAT per variant)", "",
-             "PSNR-Y in dB, Set5 / Set14; in brackets the loss against float.", "",
-             "| model | " + " | ".join(headers) + " |", "|---" * (len(headers) + 1) + "|"]
-    for model, row in results.items():
-        cells = []
-        for stage in STAGES:
-            values = " / ".join(f"{row[stage][s]:.3f}" for s in TEST_SETS)
-            delta = "" if stage == "float" else " (" + " / ".join(f"{row[stage][s] - row['float'][s]:+.3f}" for s in TEST_SETS) + ")"
-            cells.append(values + delta)
-        lines.append(f"| {model} | " + " | ".join(cells) + " |")
+             "PSNR-Y in dB, Set5 / Set14; in brackets the loss against float. QAT starts from data-aware rounding.", "",
+             *table(["float (.tflite)", "weights int8 (nearest)", "weights int8 (MSE clip, nearest)", "PTQ int8", "QAT (Keras)",
+                     "QAT int8", "QAT+clip (Keras)", "QAT+clip int8"], STAGES),
+             "", "## QAT from nearest rounding (plain tfmot QAT's start, and the paper's)", "",
+             *table(["QAT (Keras)", "QAT int8", "QAT+clip (Keras)", "QAT+clip int8"], NEAREST_STAGES),
+             "", "What clipping + regularizer win over plain QAT (int8, Set5 / Set14): " +
+             "; ".join(f"{m}: {clipping_gain(m, '')} from data-aware rounding, {clipping_gain(m, '_nearest')} from nearest"
+                       for m in results)]
     lines += ["", "Mean per-channel weight asymmetry ((max+min)/(max-min))^2: " +
               "; ".join(f"{m}: " + ", ".join(f"{k} {v:.4f}" for k, v in stats.items()) for m, stats in weight_stats.items()),
               "", "QAT weights kept (best validation, step 0 = the calibrated start): " +

@@ -153,14 +153,16 @@ def train(model_name, data, val_data, scale, steps, minutes, batch_size, patch_s
 @click.option("--symmetry", "symmetry_strength", type=click.FloatRange(min=0), default=1e-2, show_default=True,
               help="Strength of the symmetric-weight regularizer.")
 @click.option("--plain", is_flag=True, help="Plain QAT: no weight clipping, no regularizer.")
+@click.option("--rounding", type=click.Choice(["data-aware", "nearest"]), default="data-aware", show_default=True,
+              help="Start from conv weights rounded onto the int8 grid to fit the data, or to the nearest level (plain tfmot QAT).")
 @click.option("--l2-fraction", "l2_fraction", type=click.FloatRange(0, 1), default=1.0, show_default=True,
               help="Fraction of the budget trained with L2 (the rest L1); fine-tuning for PSNR wants L2.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for TensorFlow.")
 @click.option("--out", "run_dir", type=click.Path(file_okay=False, path_type=Path), default=None, help="QAT run folder (default <float run>-qat).")
 @click.option("--resume", is_flag=True, help="Continue the QAT run in --out.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run in --out.")
-def qat(float_run, data, steps, minutes, learning_rate, clip_threshold, symmetry_strength, plain, l2_fraction, threads,
-        run_dir, resume, overwrite) -> None:
+def qat(float_run, data, steps, minutes, learning_rate, clip_threshold, symmetry_strength, plain, rounding, l2_fraction,
+        threads, run_dir, resume, overwrite) -> None:
     """Quantization-aware fine-tuning of a float run, with weight clipping and the symmetric regularizer."""
     if clip_threshold != "mse":
         try:
@@ -178,7 +180,8 @@ def qat(float_run, data, steps, minutes, learning_rate, clip_threshold, symmetry
     config = TrainConfig.from_dict({
         **base["train"], "data": data or base["train"]["data"], "steps": steps, "minutes": minutes,
         "learning_rate": learning_rate, "warmup_steps": 0, "l2_finetune_fraction": l2_fraction, "init_from": str(float_run),
-        "qat": True, "clip_threshold": None if plain else clip_threshold, "symmetry_strength": 0.0 if plain else symmetry_strength,
+        "qat": True, "qat_rounding": rounding.replace("-", "_"),
+        "clip_threshold": None if plain else clip_threshold, "symmetry_strength": 0.0 if plain else symmetry_strength,
     })
     run_dir = run_dir or Path(float_run).with_name(Path(float_run).name + ("-qat-plain" if plain else "-qat"))
     run_training(config, run_dir=run_dir, resume=resume, overwrite=overwrite, log=_echo)

@@ -31,6 +31,7 @@ from mobile_sr.plots import plot_training_curve
 from mobile_sr.tasks import task_of
 
 DEFAULT_MINUTES = 8.0
+QAT_ROUNDINGS = ("data_aware", "nearest")
 BEST_WEIGHTS_FILE = "best.weights.h5"  # in the checkpoint folder while a QAT run trains
 
 
@@ -64,6 +65,8 @@ class TrainConfig:
     checkpoint_seconds: float = 120.0
     init_from: str | None = None  # a float run folder whose weights start this run
     qat: bool = False  # quantization-aware training (needs init_from)
+    # where QAT's weights start: "data_aware" rounding onto the int8 grid, or "nearest" (tfmot's own)
+    qat_rounding: str = "data_aware"
     clip_threshold: str | float | None = None  # weight clipping: "mse" or k RMS; see quantization.weights
     symmetry_strength: float = 0.0  # symmetric-weight regularizer strength (0: off)
     high_frequency_weight: float = 0.0  # RT4KSR's high-frequency L1 added with this weight (0: off)
@@ -95,6 +98,8 @@ class TrainConfig:
             problems.append(f"validations must be >= 1, got {self.validations}")
         if self.qat and not self.init_from:
             problems.append("QAT fine-tunes a trained float model: give the float run folder (init_from / --run)")
+        if self.qat_rounding not in QAT_ROUNDINGS:
+            problems.append(f"qat_rounding must be one of {', '.join(QAT_ROUNDINGS)}, got {self.qat_rounding!r}")
         if self.clip_threshold is not None and self.clip_threshold != "mse" and not (
             isinstance(self.clip_threshold, (int, float)) and self.clip_threshold > 0
         ):
@@ -389,7 +394,8 @@ def train(
             calibration = task.sampler(data.train, patch_size=config.patch_size, batch_size=64,
                                        seed=config.seed + 1).sample()[0]
             model = quantize_for_training(model, task.model_inputs(calibration),
-                                          value_range=get_model_spec(config.model).value_range)
+                                          value_range=get_model_spec(config.model).value_range,
+                                          data_aware_rounding=config.qat_rounding == "data_aware")
         ema_model = runs.build_run_model(run_config)
         ema_model.set_weights(model.get_weights())
         shaping = None

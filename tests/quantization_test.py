@@ -73,6 +73,21 @@ def test_qat_model_keeps_the_float_weights():
         np.testing.assert_array_equal(before, after.numpy())
 
 
+@pytest.mark.parametrize("data_aware", [True, False])
+def test_qat_starts_from_data_aware_or_nearest_rounding(data_aware):
+    model = build_model("scsrn", make_config("scsrn", scale=2, channels=8, feature_convs=2))
+    calibration = np.random.default_rng(0).uniform(0, 255, (4, 12, 16, 3)).astype(np.float32)
+    quantized = quantize_for_training(model, calibration, data_aware_rounding=data_aware)
+    on_grid = []
+    for kernel in conv_kernels(quantized):
+        values = kernel.numpy().reshape(-1, kernel.shape[-1])
+        levels = values / (np.abs(values).max(axis=0) / 127.0)
+        on_grid.append(np.allclose(levels, np.round(levels), atol=1e-3))
+    # data-aware rounding puts the kernels on their int8 grid; otherwise the fake quantizers round to nearest
+    assert all(on_grid) if data_aware else not all(on_grid)
+    np.testing.assert_allclose(quantized(calibration).numpy(), model(calibration).numpy(), atol=6.0)
+
+
 def test_unsupported_layer_says_how_to_fix():
     lr = lr_input()
     normalized = keras.layers.BatchNormalization(name="bn")(lr)

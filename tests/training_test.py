@@ -66,6 +66,20 @@ def test_qat_keeps_its_calibrated_start_when_fine_tuning_only_hurts(trained_run,
     assert not (run_dir / runs.CHECKPOINT_DIR / "best.weights.h5").exists()
 
 
+def test_qat_command_writes_its_rounding_and_shaping_to_the_run(trained_run, tmp_path):
+    from click.testing import CliRunner
+
+    from mobile_sr.cli import main
+
+    float_run, _, _ = trained_run
+    for name, extra in (("nearest", ["--rounding", "nearest"]), ("plain", ["--plain"])):
+        result = CliRunner().invoke(main, ["qat", "--run", str(float_run), "--steps", "1", "--out", str(tmp_path / name), *extra])
+        assert result.exit_code == 0, result.output
+    nearest, plain = (runs.read_run_config(tmp_path / name)["train"] for name in ("nearest", "plain"))
+    assert (nearest["qat_rounding"], nearest["clip_threshold"], nearest["symmetry_strength"]) == ("nearest", "mse", 1e-2)
+    assert (plain["qat_rounding"], plain["clip_threshold"], plain["symmetry_strength"]) == ("data_aware", None, 0.0)
+
+
 def test_the_seed_makes_a_run_repeatable(trained_run, tmp_path):
     _, _, config = trained_run
     def weights(seed: int, name: str) -> list[np.ndarray]:
@@ -100,7 +114,7 @@ def test_broken_run_folder(tmp_path):
 @pytest.mark.parametrize(
     "options,match",
     [({"steps": 0}, "steps"), ({"lr_schedule": "linear"}, "lr_schedule"), ({"scale": 5}, "scale"),
-     ({"l2_finetune_fraction": 1.5}, "l2_finetune")],
+     ({"l2_finetune_fraction": 1.5}, "l2_finetune"), ({"qat_rounding": "stochastic"}, "qat_rounding")],
 )
 def test_invalid_training_config(options, match):
     with pytest.raises(ConfigError, match=match):

@@ -184,7 +184,9 @@ def calibrate_output_ranges(qat_model, float_model, lr_batch, value_range: tuple
         variables["output_max"].assign(tf.constant(high, variables["output_max"].dtype))
 
 
-def quantize_for_training(model, calibration=None, *, value_range: tuple[float, float] = (0.0, 255.0)):
+def quantize_for_training(
+    model, calibration=None, *, value_range: tuple[float, float] = (0.0, 255.0), data_aware_rounding: bool = True,
+):
     """A QAT copy of ``model`` (weights copied): fake-quantized weights and activations, inputs
     and outputs fixed to ``value_range`` (the registry's ``ModelSpec.value_range``: SR pixels
     [0, 255], HDR [0, 1]). ``model`` is left untouched.
@@ -192,13 +194,15 @@ def quantize_for_training(model, calibration=None, *, value_range: tuple[float, 
     With ``calibration`` (a batch of model inputs) the features concatenated to the input are
     first rescaled into its range (:func:`equalize_concat_ranges`), the conv kernels are put on
     their int8 grid by data-aware rounding (:func:`~mobile_sr.quantization.rounding.round_conv_kernels`;
-    fine-tuning then starts from the rounding that fits the data, not from the nearest one) and
+    fine-tuning then starts from the rounding that fits the data, not from the nearest one, which
+    the fake quantizers apply when ``data_aware_rounding`` is False, as in plain tfmot QAT) and
     the learned activation ranges start at the ranges seen on it (:func:`calibrate_output_ranges`)."""
     if calibration is not None:
         from mobile_sr.quantization.rounding import round_conv_kernels
 
         model = equalize_concat_ranges(model, calibration, value_range)
-        round_conv_kernels(model, calibration)
+        if data_aware_rounding:
+            round_conv_kernels(model, calibration)
     pinned = _pinned_output_ranges(model, value_range)
     inputs = {layer.name for layer in model.layers if isinstance(layer, keras.layers.InputLayer)}
 
