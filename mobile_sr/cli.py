@@ -157,12 +157,13 @@ def train(model_name, data, val_data, scale, steps, minutes, batch_size, patch_s
               help="Start from conv weights rounded onto the int8 grid to fit the data, or to the nearest level (plain tfmot QAT).")
 @click.option("--l2-fraction", "l2_fraction", type=click.FloatRange(0, 1), default=1.0, show_default=True,
               help="Fraction of the budget trained with L2 (the rest L1); fine-tuning for PSNR wants L2.")
+@click.option("--seed", type=int, default=None, help="Seeds the calibration batch and the patch sampling (default: the float run's).")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for TensorFlow.")
 @click.option("--out", "run_dir", type=click.Path(file_okay=False, path_type=Path), default=None, help="QAT run folder (default <float run>-qat).")
 @click.option("--resume", is_flag=True, help="Continue the QAT run in --out.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run in --out.")
 def qat(float_run, data, steps, minutes, learning_rate, clip_threshold, symmetry_strength, plain, rounding, l2_fraction,
-        threads, run_dir, resume, overwrite) -> None:
+        seed, threads, run_dir, resume, overwrite) -> None:
     """Quantization-aware fine-tuning of a float run, with weight clipping and the symmetric regularizer."""
     if clip_threshold != "mse":
         try:
@@ -180,6 +181,7 @@ def qat(float_run, data, steps, minutes, learning_rate, clip_threshold, symmetry
     config = TrainConfig.from_dict({
         **base["train"], "data": data or base["train"]["data"], "steps": steps, "minutes": minutes,
         "learning_rate": learning_rate, "warmup_steps": 0, "l2_finetune_fraction": l2_fraction, "init_from": str(float_run),
+        "seed": base["train"]["seed"] if seed is None else seed,
         "qat": True, "qat_rounding": rounding.replace("-", "_"),
         "clip_threshold": None if plain else clip_threshold, "symmetry_strength": 0.0 if plain else symmetry_strength,
     })

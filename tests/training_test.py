@@ -72,12 +72,13 @@ def test_qat_command_writes_its_rounding_and_shaping_to_the_run(trained_run, tmp
     from mobile_sr.cli import main
 
     float_run, _, _ = trained_run
-    for name, extra in (("nearest", ["--rounding", "nearest"]), ("plain", ["--plain"])):
+    for name, extra in (("nearest", ["--rounding", "nearest", "--seed", "3"]), ("plain", ["--plain"])):
         result = CliRunner().invoke(main, ["qat", "--run", str(float_run), "--steps", "1", "--out", str(tmp_path / name), *extra])
         assert result.exit_code == 0, result.output
     nearest, plain = (runs.read_run_config(tmp_path / name)["train"] for name in ("nearest", "plain"))
     assert (nearest["qat_rounding"], nearest["clip_threshold"], nearest["symmetry_strength"]) == ("nearest", "mse", 1e-2)
     assert (plain["qat_rounding"], plain["clip_threshold"], plain["symmetry_strength"]) == ("data_aware", None, 0.0)
+    assert (nearest["seed"], plain["seed"]) == (3, 0)  # the float run's seed unless given
 
 
 def test_the_seed_makes_a_run_repeatable(trained_run, tmp_path):
