@@ -194,9 +194,9 @@ def quantize_for_training(
     With ``calibration`` (a batch of model inputs) the features concatenated to the input are
     first rescaled into its range (:func:`equalize_concat_ranges`), the conv kernels are put on
     their int8 grid by data-aware rounding (:func:`~mobile_sr.quantization.rounding.round_conv_kernels`;
-    fine-tuning then starts from the rounding that fits the data, not from the nearest one, which
-    the fake quantizers apply when ``data_aware_rounding`` is False, as in plain tfmot QAT) and
-    the learned activation ranges start at the ranges seen on it (:func:`calibrate_output_ranges`)."""
+    fine-tuning then starts from the rounding that fits the data; with ``data_aware_rounding``
+    False the fake quantizers round to nearest, as in plain tfmot QAT) and the learned activation
+    ranges start at the ranges seen on it (:func:`calibrate_output_ranges`)."""
     if calibration is not None:
         from mobile_sr.quantization.rounding import round_conv_kernels
 
