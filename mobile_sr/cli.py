@@ -115,14 +115,16 @@ def models() -> None:
               help="Weight of RT4KSR's high-frequency L1 added to the loss (0: off).")
 @click.option("--structure-texture", is_flag=True,
               help="attention_sr: train the structure and texture branches on the TV decomposition of the HR patch, balanced by GradNorm.")
+@click.option("--symmetry", "symmetry_strength", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Strength of the symmetric-weight regularizer, from the first step (0: off; the SCSRN paper's scratch stage).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds the weight initialisation and the patch sampling.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for TensorFlow (default: all cores).")
 @click.option("--out", "run_dir", type=click.Path(file_okay=False, path_type=Path), default=None, help="Run folder (default runs/<model>-x<scale>, HDR runs/<model>).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run in --out.")
 def train(model_name, data, val_data, scale, steps, minutes, batch_size, patch_size, learning_rate, lr_schedule,
-          l2_finetune_fraction, ema_decay, channels, model_options, high_frequency_weight, structure_texture, seed, threads,
-          run_dir, resume, overwrite) -> None:
+          l2_finetune_fraction, ema_decay, channels, model_options, high_frequency_weight, structure_texture, symmetry_strength,
+          seed, threads, run_dir, resume, overwrite) -> None:
     """Train a model in float and write a run folder (config, checkpoints, weights, curves)."""
     from mobile_sr.training import TrainConfig, train as run_training
 
@@ -137,7 +139,7 @@ def train(model_name, data, val_data, scale, steps, minutes, batch_size, patch_s
         structure_texture=structure_texture,
         data=data, val_data=val_data, steps=steps, minutes=minutes, batch_size=batch_size,
         patch_size=patch_size, learning_rate=learning_rate, lr_schedule=lr_schedule,
-        l2_finetune_fraction=l2_finetune_fraction, ema_decay=ema_decay, seed=seed,
+        l2_finetune_fraction=l2_finetune_fraction, ema_decay=ema_decay, symmetry_strength=symmetry_strength, seed=seed,
     )
     run_training(config, run_dir=run_dir, resume=resume, overwrite=overwrite, log=_echo)
 

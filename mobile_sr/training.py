@@ -104,6 +104,9 @@ class TrainConfig:
             isinstance(self.clip_threshold, (int, float)) and self.clip_threshold > 0
         ):
             problems.append(f"clip_threshold must be 'mse' or a positive number of RMS, got {self.clip_threshold!r}")
+        if self.clip_threshold is not None and not self.init_from:
+            problems.append("weight clipping fixes its thresholds from the starting weights, so it needs a trained start "
+                            "(init_from / --run); from scratch, use symmetry_strength alone")
         if self.symmetry_strength < 0:
             problems.append(f"symmetry_strength must be >= 0, got {self.symmetry_strength}")
         if self.high_frequency_weight < 0:

@@ -81,6 +81,37 @@ def test_qat_command_writes_its_rounding_and_shaping_to_the_run(trained_run, tmp
     assert (nearest["seed"], plain["seed"]) == (3, 0)  # the float run's seed unless given
 
 
+def test_the_symmetric_regularizer_evens_channel_extremes_from_scratch(trained_run, tmp_path):
+    from mobile_sr.quantization.weights import asymmetry, conv_kernels
+
+    _, _, config = trained_run
+    mean_asymmetry = {}
+    for strength in (0.0, 10.0):
+        train(TrainConfig.from_dict({**config.to_dict(), "steps": 30, "learning_rate": 0.01, "ema_decay": 0.0,
+                                     "symmetry_strength": strength}), run_dir=tmp_path / str(strength), log=lambda _: None)
+        model, _ = load_trained_model(tmp_path / str(strength))
+        mean_asymmetry[strength] = np.mean([asymmetry(kernel.numpy()) for kernel in conv_kernels(model)])
+    assert mean_asymmetry[10.0] < 0.75 * mean_asymmetry[0.0]
+
+
+def test_train_command_writes_the_regularizer_strength(trained_run, tmp_path):
+    from click.testing import CliRunner
+
+    from mobile_sr.cli import main
+
+    _, _, config = trained_run
+    result = CliRunner().invoke(main, ["train", "--model", "scsrn", "--scale", "2", "--data", config.data, "--steps", "1",
+                                       "--channels", "8", "--option", "feature_convs=2", "--batch-size", "4",
+                                       "--patch-size", "16", "--symmetry", "1", "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    assert runs.read_run_config(tmp_path / "run")["train"]["symmetry_strength"] == 1.0
+
+
+def test_weight_clipping_needs_a_trained_start():
+    with pytest.raises(ConfigError, match="trained start.*symmetry_strength alone"):
+        TrainConfig(clip_threshold="mse")
+
+
 def test_the_seed_makes_a_run_repeatable(trained_run, tmp_path):
     _, _, config = trained_run
     def weights(seed: int, name: str) -> list[np.ndarray]:

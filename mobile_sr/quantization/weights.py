@@ -1,4 +1,5 @@
-"""Weight clipping and the symmetric-weight regularizer used during QAT (the SCSRN recipe).
+"""Weight clipping and the symmetric-weight regularizer of the SCSRN recipe (QAT; the regularizer
+also from scratch, ``mobile-sr train --symmetry``).
 
 int8 conv kernels are quantized per output channel and symmetrically: the scale of channel c is
 ``max|w_c| / 127``. Two things waste that range:
@@ -16,7 +17,7 @@ int8 conv kernels are quantized per output channel and symmetrically: the scale 
   symmetric about zero, growing as they shift to one side (one when the minimum is zero).
 
 Both are plain Keras pieces (:class:`ChannelClip`, a constraint; :class:`SymmetricRegularizer`,
-a regularizer) that any registered model can switch on; QAT applies them to every conv kernel.
+a regularizer) that any registered model can switch on; training applies them to every conv kernel.
 """
 
 from __future__ import annotations
