@@ -75,6 +75,9 @@ done
 [ ${#models[@]} -gt 0 ] || die "no model given; pass one or more .tflite files (see --help)"
 for model in "${models[@]}"; do
   [ -f "$model" ] || die "model $model not found"
+  # a FlatBuffer's identifier sits at bytes 4..7; od prints a NUL as \0, which bash would drop
+  [ "$(od -An -c -j 4 -N 4 "$model" | tr -d ' ')" = TFL3 ] \
+    || die "$model is not a TFLite model (no 'TFL3' identifier at bytes 4..7); export one with 'mobile-sr export'"
 done
 case "$delegate" in
   cpu) delegate_flags=(--use_xnnpack=false) ;;  # the tool applies XNNPACK by default
@@ -94,24 +97,39 @@ if [ "$profile" = 1 ]; then delegate_flags+=(--enable_op_profiling=true); fi
 
 [ -n "$binary" ] || die "no benchmark_model binary: pass --binary PATH or set MOBILE_SR_BENCHMARK_MODEL to TFLite's prebuilt android_aarch64_benchmark_model (it is never downloaded)"
 [ -f "$binary" ] || die "benchmark binary $binary not found; point --binary (or MOBILE_SR_BENCHMARK_MODEL) to TFLite's prebuilt android_aarch64_benchmark_model"
-[ "$(head -c 4 "$binary")" = $'\x7fELF' ] || die "$binary is not an executable (no ELF header); use TFLite's prebuilt android_aarch64_benchmark_model binary, not the .apk"
+# the ELF header as decimal bytes: magic at 0..3, byte order at 5 (2: big-endian), e_machine at 18..19
+read -r -a elf <<<"$(od -An -v -tu1 -N 20 "$binary" | tr '\n' ' ')"
+[ "${#elf[@]}" -eq 20 ] && [ "${elf[*]:0:4}" = "127 69 76 70" ] \
+  || die "$binary is not an executable (no ELF header); use TFLite's prebuilt android_aarch64_benchmark_model binary, not the .apk"
+if [ "${elf[5]}" = 2 ]; then machine=$((elf[18] * 256 + elf[19])); else machine=$((elf[19] * 256 + elf[18])); fi
+case "$machine" in  # ELF e_machine -> the Android ABIs that run it
+  183) binary_abis="arm64-v8a" ;;
+  40) binary_abis="armeabi-v7a armeabi" ;;
+  62) binary_abis="x86_64" ;;
+  3) binary_abis="x86" ;;
+  *) binary_abis="" ;;
+esac
 
 # --- adb and the device ----------------------------------------------------------------------
 command -v adb >/dev/null 2>&1 || die "adb not found on PATH; install Android platform-tools (https://developer.android.com/tools/releases/platform-tools) and add them to PATH"
 
-devices=$(limited "$ADB_TIMEOUT" adb devices | tr -d '\r' | awk 'NR > 1 && NF >= 2 && $1 !~ /^\*/ {print $1 " " $2}') \
+# "SERIAL<tab>STATE" per device; the state may have spaces ("no permissions (...)"). Skip the
+# header and the server's start-up notices ("* daemon started successfully").
+devices=$(limited "$ADB_TIMEOUT" adb devices | tr -d '\r' \
+  | awk '/^\*/ || /^List of devices/ || NF < 2 {next} {serial = $1; sub(/^[^ \t]+[ \t]+/, ""); print serial "\t" $0}') \
   || die "'adb devices' failed or timed out; run 'adb kill-server' and retry"
 if [ -z "$serial" ]; then
   [ -n "$devices" ] || die "no Android device found: connect the phone by USB, enable USB debugging (Settings > Developer options) and check that 'adb devices' lists it"
   [ "$(printf '%s\n' "$devices" | wc -l)" -eq 1 ] \
-    || die "several devices connected ($(printf '%s\n' "$devices" | awk '{print $1}' | paste -sd, - | sed 's/,/, /g')); choose one with --serial"
-  serial=${devices%% *}
+    || die "several devices connected ($(printf '%s\n' "$devices" | cut -f 1 | paste -sd, - | sed 's/,/, /g')); choose one with --serial"
+  serial=${devices%%$'\t'*}
 fi
-state=$(printf '%s\n' "$devices" | awk -v s="$serial" '$1 == s {print $2; exit}')
+state=$(printf '%s\n' "$devices" | awk -F '\t' -v s="$serial" '$1 == s {print $2; exit}')
 case "$state" in
   device) ;;
   unauthorized) die "device $serial is unauthorized: unlock the phone and accept the 'Allow USB debugging?' prompt (tick 'Always allow'), then retry" ;;
   offline) die "device $serial is offline: reconnect the USB cable or run 'adb reconnect', then retry" ;;
+  "no permissions"*) die "adb has no permission to open device $serial ('$state'): set up udev rules (https://developer.android.com/studio/run/device), replug it and run 'adb kill-server'" ;;
   "") die "device '$serial' not found; check the serial with 'adb devices'" ;;
   *) die "device $serial is '$state', not ready; wait until 'adb devices' shows it as 'device'" ;;
 esac
@@ -125,8 +143,31 @@ prop() {  # first non-empty of the given properties
     value=$(printf '%s\n' "$props" | sed -n "s/^\[$name\]: \[\(.*\)\]\$/\1/p" | head -n 1)
     [ -n "$value" ] && { printf '%s' "$value"; return; }
   done
+  return 0  # none set: an empty answer, not a failure (set -e)
 }
-echo "device: $serial $(prop ro.product.manufacturer) $(prop ro.product.model), Android $(prop ro.build.version.release) (SDK $(prop ro.build.version.sdk)), SoC $(prop ro.soc.model ro.board.platform ro.hardware), ABI $(prop ro.product.cpu.abi)"
+# the device line names only what getprop said
+name="$(prop ro.product.manufacturer) $(prop ro.product.model)"
+name=${name# }; name=${name% }
+release=$(prop ro.build.version.release)
+sdk=$(prop ro.build.version.sdk)
+soc=$(prop ro.soc.model ro.board.platform ro.hardware)
+abi=$(prop ro.product.cpu.abi)
+if [ -n "$release" ]; then android="Android $release${sdk:+ (SDK $sdk)}"; else android=${sdk:+SDK $sdk}; fi
+description=${name:-unknown model}
+for part in "$android" "${soc:+SoC $soc}" "${abi:+ABI $abi}"; do
+  [ -z "$part" ] || description="$description, $part"
+done
+echo "device: $serial $description"
+
+abilist=$(prop ro.product.cpu.abilist ro.product.cpu.abi)
+if [ -n "$abilist" ]; then
+  runs_here=0
+  for binary_abi in $binary_abis; do
+    case ",$abilist," in *",$binary_abi,"*) runs_here=1 ;; esac
+  done
+  built_for=${binary_abis%% *}
+  [ "$runs_here" = 1 ] || die "$binary is built for ${built_for:-ELF machine $machine} but $serial runs ${abilist//,/, }; use the android_aarch64 (arm64-v8a) build of benchmark_model"
+fi
 
 adb_s "$PUSH_TIMEOUT" push "$binary" "$REMOTE_BINARY" >/dev/null || die "pushing $binary to $serial failed; check the USB connection and free space"
 adb_s "$ADB_TIMEOUT" shell chmod +x "$REMOTE_BINARY" || die "'chmod +x $REMOTE_BINARY' failed on $serial"

@@ -53,6 +53,14 @@ def _set_threads(threads: int | None) -> None:
         tf.config.threading.set_inter_op_parallelism_threads(threads)
 
 
+def _check_output(path: Path | None) -> None:
+    """Fail before any expensive work if an output file could not be written at ``path``."""
+    if path is not None:
+        from mobile_sr.images import check_output_path
+
+        check_output_path(path)
+
+
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="mobile-sr")
 def main() -> None:
@@ -91,6 +99,23 @@ def models() -> None:
         click.echo(f"{name:<10} {spec.summary}\n{'':<10} defaults: {spec.config_class().to_dict()}")
 
 
+def _given_options(ctx: click.Context, names) -> list[str]:
+    """The flags (e.g. ``--seed``) of the parameters in ``names`` that the user set explicitly."""
+    from click.core import ParameterSource
+
+    return [param.opts[0] for param in ctx.command.params if param.name in names
+            and ctx.get_parameter_source(param.name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)]
+
+
+def _refuse_settings_on_resume(ctx: click.Context, allowed: set[str]) -> None:
+    """--resume continues a run with the settings stored in its folder: refuse options, other than
+    ``allowed``, that the user gave and that would silently go unused."""
+    given = _given_options(ctx, {param.name for param in ctx.command.params} - allowed)
+    if given:
+        raise click.UsageError(f"--resume continues the run with the settings stored in it; drop {', '.join(given)} "
+                               "(a resumed run takes only --steps, --minutes and --threads)")
+
+
 @main.command()
 @click.option("--model", "model_name", default="scsrn", show_default=True, help="Registered model name (see 'mobile-sr models'): SR or HDR.")
 @click.option("--data", default="default", show_default=True,
@@ -117,7 +142,7 @@ def models() -> None:
               help="attention_sr: train the structure and texture branches on the TV decomposition of the HR patch, balanced by GradNorm.")
 @click.option("--symmetry", "symmetry_strength", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="Strength of the symmetric-weight regularizer, from the first step (0: off; the SCSRN paper's scratch stage).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seeds the weight initialisation and the patch sampling.")
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True, help="Seeds the weight initialisation and the patch sampling.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for TensorFlow (default: all cores).")
 @click.option("--out", "run_dir", type=click.Path(file_okay=False, path_type=Path), default=None, help="Run folder (default runs/<model>-x<scale>, HDR runs/<model>).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
@@ -130,6 +155,9 @@ def train(model_name, data, val_data, scale, steps, minutes, batch_size, patch_s
 
     if resume and overwrite:
         raise click.UsageError("--resume and --overwrite contradict each other; pick one")
+    if resume:  # without --out, --model and --scale pick the run folder
+        _refuse_settings_on_resume(click.get_current_context(), {"steps", "minutes", "threads", "run_dir", "resume"}
+                                   | (set() if run_dir else {"model_name", "scale"}))
     _set_threads(threads)
     options = _parse_model_options(model_options)
     if channels is not None:
@@ -159,7 +187,7 @@ def train(model_name, data, val_data, scale, steps, minutes, batch_size, patch_s
               help="Start from conv weights rounded onto the int8 grid to fit the data, or to the nearest level (plain tfmot QAT).")
 @click.option("--l2-fraction", "l2_fraction", type=click.FloatRange(0, 1), default=1.0, show_default=True,
               help="Fraction of the budget trained with L2 (the rest L1); fine-tuning for PSNR wants L2.")
-@click.option("--seed", type=int, default=None, help="Seeds the calibration batch and the patch sampling (default: the float run's).")
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=None, help="Seeds the calibration batch and the patch sampling (default: the float run's).")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for TensorFlow.")
 @click.option("--out", "run_dir", type=click.Path(file_okay=False, path_type=Path), default=None, help="QAT run folder (default <float run>-qat).")
 @click.option("--resume", is_flag=True, help="Continue the QAT run in --out.")
@@ -176,6 +204,9 @@ def qat(float_run, data, steps, minutes, learning_rate, clip_threshold, symmetry
     from mobile_sr.tasks import task_of
     from mobile_sr.training import TrainConfig, train as run_training
 
+    if resume:  # --run, and without --out --plain, pick the run folder
+        _refuse_settings_on_resume(click.get_current_context(), {"float_run", "steps", "minutes", "threads", "run_dir", "resume"}
+                                   | (set() if run_dir else {"plain"}))
     _set_threads(threads)
     base = read_run_config(float_run)
     if learning_rate is None:
@@ -187,31 +218,40 @@ def qat(float_run, data, steps, minutes, learning_rate, clip_threshold, symmetry
         "qat": True, "qat_rounding": rounding.replace("-", "_"),
         "clip_threshold": None if plain else clip_threshold, "symmetry_strength": 0.0 if plain else symmetry_strength,
     })
-    run_dir = run_dir or Path(float_run).with_name(Path(float_run).name + ("-qat-plain" if plain else "-qat"))
+    resolved = float_run.resolve()  # '.' too: the run folder given from inside it
+    run_dir = run_dir or resolved.with_name(resolved.name + ("-qat-plain" if plain else "-qat"))
     run_training(config, run_dir=run_dir, resume=resume, overwrite=overwrite, log=_echo)
 
 
 @main.command()
 @click.option("--run", "run_dir", type=click.Path(path_type=Path), default=None, help="Run folder (default: the most recent under runs/).")
-@click.option("--int8", "mode", flag_value="int8", help="Full-integer int8 (QAT run, or post-training quantization of a float run).")
-@click.option("--float", "mode", flag_value="float", help="Float32.")
-@click.option("--fp16", "mode", flag_value="fp16", help="Float16 weights.")
+@click.option("--int8", "int8", is_flag=True, help="Full-integer int8 (QAT run, or post-training quantization of a float run).")
+@click.option("--float", "float32", is_flag=True, help="Float32.")
+@click.option("--fp16", "fp16", is_flag=True, help="Float16 weights.")
 @click.option("--input-size", default=None, help="Input HxW, or 'dynamic' [SR: 360x640 LR, HDR: 1000x1500].")
-@click.option("--io-type", type=click.Choice(["uint8", "int8"]), default="uint8", show_default=True, help="int8 model input/output type.")
+@click.option("--io-type", type=click.Choice(["uint8", "int8"]), default=None, help="With --int8: the model's input/output type [default: uint8].")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Output .tflite (default export/<run>_<mode>_<size>.tflite); a JSON report goes next to it.")
-def export(run_dir, mode, input_size, io_type, out_path) -> None:
+def export(run_dir, int8, float32, fp16, input_size, io_type, out_path) -> None:
     """Export a trained run to .tflite and verify it in the LiteRT interpreter."""
     from mobile_sr.export import default_input_size, export_run, latest_run, parse_input_size
 
-    if mode is None:
-        raise click.UsageError("choose one of --int8, --float or --fp16")
+    modes = [mode for mode, chosen in (("int8", int8), ("float", float32), ("fp16", fp16)) if chosen]
+    if len(modes) != 1:
+        raise click.UsageError("choose exactly one of --int8, --float or --fp16")
+    mode = modes[0]
+    if io_type is not None and mode != "int8":
+        raise click.UsageError(f"--io-type sets an int8 model's input/output type; a --{mode} model takes and gives "
+                               "float32: drop --io-type")
+    if out_path is not None and out_path.suffix.lower() != ".tflite":
+        raise click.BadParameter(f"'{out_path}' must end in .tflite (the JSON report is written next to it, "
+                                 "with .json)", param_hint="--out")
     run_dir = run_dir or latest_run()
     try:
         size = default_input_size(run_dir) if input_size is None else parse_input_size(input_size)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--input-size") from None
-    export_run(run_dir=run_dir, mode=mode, input_size=size, io_type=io_type, out_path=out_path, log=_echo)
+    export_run(run_dir=run_dir, mode=mode, input_size=size, io_type=io_type or "uint8", out_path=out_path, log=_echo)
 
 
 @main.command()
@@ -224,6 +264,8 @@ def export(run_dir, mode, input_size, io_type, out_path) -> None:
 def merge(tflite_path, exposures, destination, stops, no_preview, threads) -> None:
     """Merge three exposures (short, reference, long) into DESTINATION (.hdr or .exr)."""
     from mobile_sr.merge import merge_exposures
+
+    _check_output(destination)
 
     try:
         values = [float(v) for v in stops.split(",")]
@@ -238,11 +280,14 @@ def merge(tflite_path, exposures, destination, stops, no_preview, threads) -> No
 @click.option("--tflite", "tflite_path", type=click.Path(path_type=Path), required=True, help="Exported .tflite SR model.")
 @click.argument("source", type=click.Path(path_type=Path))
 @click.argument("destination", type=click.Path(path_type=Path))
-@click.option("--tile", is_flag=True, help="Run in tiles of the model's input size (default: whole image).")
+@click.option("--tile", is_flag=True, help="Run in tiles of the model's input size, or of about 4 MP for a dynamic-size model "
+                                           "(default: whole images; tiles only above 4 MP).")
 @click.option("--threads", type=click.IntRange(min=1), default=None)
 def upscale(tflite_path, source, destination, tile, threads) -> None:
     """Upscale an image (or every image of a folder into a folder) with a .tflite model."""
     from mobile_sr.upscale import upscale_path
+
+    _check_output(destination if destination.suffix and not destination.is_dir() else destination / "upscaled.png")
 
     for written in upscale_path(tflite_path=tflite_path, source=source, destination=destination, tile=tile, threads=threads):
         click.echo(f"wrote {written}")
@@ -270,10 +315,27 @@ def bench(models, threads, runs, seconds, warmup, xnnpack, android, serial, dele
     """Per-frame latency of .tflite models on this host (LiteRT) or on an Android phone (adb)."""
     from mobile_sr.benchmark.host import count_macs, parse_threads, to_csv, to_table
 
+    _check_output(json_path)
+
     try:
         thread_counts = parse_threads(threads)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--threads") from None
+    ctx = click.get_current_context()
+    host_only = _given_options(ctx, {"seconds", "xnnpack"})
+    android_only = _given_options(ctx, {"serial", "delegate", "benchmark_binary", "apk", "nnapi_accelerator", "profile"})
+    if android and host_only:
+        raise click.UsageError(f"{' and '.join(host_only)} {'are' if len(host_only) > 1 else 'is'} for the host "
+                               "benchmark only; with --android use --runs, --warmup, --threads, --delegate (e.g. "
+                               "xnnpack), --serial, --benchmark-binary, --apk, --nnapi-accelerator and --profile")
+    if not android and android_only:
+        raise click.UsageError(f"{', '.join(android_only)} {'are' if len(android_only) > 1 else 'is'} for a phone: "
+                               "add --android, or drop them to time the model on this host")
+    psnr = None
+    if eval_jsons:  # read before the benchmark, which a bad report would otherwise waste
+        from mobile_sr.benchmark.report import load_psnr
+
+        psnr = load_psnr(list(eval_jsons))
     if android:
         from mobile_sr.benchmark.android import benchmark_on_android
 
@@ -297,11 +359,11 @@ def bench(models, threads, runs, seconds, warmup, xnnpack, android, serial, dele
         atomic_write_bytes(json_path, (json.dumps(results, indent=2) + "\n").encode())
         atomic_write_bytes(json_path.with_suffix(".csv"), to_csv(results).encode())
         click.echo(f"wrote {json_path} and {json_path.with_suffix('.csv').name}")
-    if eval_jsons:
-        from mobile_sr.benchmark.report import load_psnr, write_comparison
+    if psnr is not None:
+        from mobile_sr.benchmark.report import write_comparison
 
         base = json_path or Path("bench.json")
-        markdown = write_comparison(results, load_psnr(list(eval_jsons)), base.with_suffix(".md"), base.with_suffix(".png"))
+        markdown = write_comparison(results, psnr, base.with_suffix(".md"), base.with_suffix(".png"))
         click.echo(markdown + f"wrote {base.with_suffix('.md')} and {base.with_suffix('.png')}")
 
 
@@ -327,6 +389,7 @@ def eval_command(run_dir, tflite_path, model_name, data, scales, json_path, quie
 
     if sum(v is not None for v in (run_dir, tflite_path, model_name)) != 1:
         raise click.UsageError("give exactly one of --run RUN_DIR, --tflite FILE or --model bicubic|debevec|robertson")
+    _check_output(json_path)
     if model_name in ("debevec", "robertson"):
         return _eval_hdr(None, name=model_name, data=data, json_path=json_path, quiet=quiet)
     if tflite_path is not None:

@@ -36,3 +36,7 @@ class TFLiteError(MobileSRError):
 
 class AndroidBenchError(MobileSRError):
     """adb, the device or TFLite's benchmark tool is missing, refuses, or fails."""
+
+
+class OutputError(MobileSRError):
+    """An output file cannot be written where it was asked for."""

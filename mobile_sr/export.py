@@ -19,13 +19,14 @@ import numpy as np
 
 from mobile_sr import runs
 from mobile_sr.errors import QuantizationError, RunFolderError, TFLiteError
-from mobile_sr.images import atomic_write_bytes
+from mobile_sr.images import atomic_write_bytes, check_output_path
 
 MODES = ("int8", "float", "fp16")
 IO_TYPES = ("uint8", "int8")
 DEFAULT_INPUT_SIZE = (360, 640)  # the Mobile AI challenge frame: 360x640 LR -> 1080x1920 for x3
 DEFAULT_HDR_INPUT_SIZE = (1000, 1500)  # a 1.5-megapixel frame, the size of Kalantari's test scenes
 CALIBRATION_SAMPLES = 64
+MAX_TENSOR_VALUES = 2**31 - 1  # LiteRT's kernels index a tensor's values with 32-bit ints
 
 
 @dataclass(frozen=True)
@@ -190,6 +191,38 @@ def verify(path: Path, report: dict, *, mode: str, io_type: str) -> None:
         raise TFLiteError(f"{path}: the interpreter returned {result.shape} for a {height}x{width} input")
 
 
+def _size_hint(run_config: dict) -> str:
+    if "scale" in run_config["model_config"]:
+        return ("export a smaller --input-size (e.g. 360x640, or 'dynamic'): 'mobile-sr upscale' runs larger "
+                "images by resizing the input, or in tiles with --tile")
+    return "export a smaller --input-size (e.g. 1000x1500, or 'dynamic')"
+
+
+def _check_tensor_sizes(run_config: dict, input_size: tuple[int, int]) -> None:
+    """Refuse an input size whose input or output tensor holds more values than LiteRT can index."""
+    height, width = input_size
+    scale = run_config["model_config"].get("scale", 1)
+    input_values = height * width * (3 if "scale" in run_config["model_config"] else 6)
+    largest = max(input_values, height * scale * width * scale * 3)
+    if largest > MAX_TENSOR_VALUES:
+        raise QuantizationError(f"input size {height}x{width} is too large: the model's input or output tensor would hold "
+                                f"{largest:,} values, more than the {MAX_TENSOR_VALUES:,} LiteRT can index; "
+                                + _size_hint(run_config))
+
+
+def _verification_failure(exc: TFLiteError, *, staging: Path, out_path: Path, input_size: tuple[int, int] | None,
+                          run_config: dict) -> TFLiteError:
+    """``exc`` (raised on the staged file) about the real output. A fresh model that the interpreter
+    cannot load at a fixed size fails for that size (XNNPACK cannot reshape, the arena cannot be
+    allocated), not for its graph."""
+    # load_interpreter raises from None: the interpreter's own reason is the context
+    if input_size is None or exc.__context__ is None:
+        return TFLiteError(str(exc).replace(str(staging), str(out_path)))
+    reason = (str(exc.__context__).strip() or type(exc.__context__).__name__).splitlines()[0]
+    return TFLiteError(f"{out_path}: the LiteRT interpreter cannot run the exported model at input size "
+                       f"{input_size[0]}x{input_size[1]} ({reason}); the size is too large for it: " + _size_hint(run_config))
+
+
 def default_export_path(run_dir: Path, mode: str, input_size: tuple[int, int] | None) -> Path:
     size = "dynamic" if input_size is None else f"{input_size[0]}x{input_size[1]}"
     return Path("export") / f"{run_dir.name}_{mode}_{size}.tflite"
@@ -203,7 +236,11 @@ def export_run(*, run_dir: Path, mode: str, input_size: tuple[int, int] | None =
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if io_type not in IO_TYPES:
         raise ValueError(f"io_type must be one of {IO_TYPES}, got {io_type!r}")
+    if out_path is not None and Path(out_path).suffix.lower() != ".tflite":
+        # the JSON report goes next to the model with a .json suffix; it must not replace the model
+        raise ValueError(f"output {out_path} must end in .tflite")
     run_dir = Path(run_dir)
+    check_output_path(Path(out_path) if out_path else default_export_path(run_dir, mode, input_size))
     model, run_config = runs.load_trained_model(run_dir)
     if not runs.is_qat_run(run_config):  # a QAT run is in inference form already
         model = runs.deployed_model(model, run_config)
@@ -211,6 +248,8 @@ def export_run(*, run_dir: Path, mode: str, input_size: tuple[int, int] | None =
     if input_size is not None and (input_size[0] % size_multiple or input_size[1] % size_multiple):
         raise QuantizationError(f"{run_config['model']} needs an input size that is a multiple of {size_multiple} "
                                 f"(its downsampling), got {input_size[0]}x{input_size[1]}")
+    if input_size is not None:
+        _check_tensor_sizes(run_config, input_size)
     qat = runs.is_qat_run(run_config)
     post_training = mode == "int8" and not qat
     if qat and mode != "int8":
@@ -237,6 +276,10 @@ def export_run(*, run_dir: Path, mode: str, input_size: tuple[int, int] | None =
     try:
         report = inspect(staging)
         verify(staging, report, mode=mode, io_type=io_type)
+    except TFLiteError as exc:
+        staging.unlink(missing_ok=True)
+        raise _verification_failure(exc, staging=staging, out_path=out_path, input_size=input_size,
+                                    run_config=run_config) from None
     except Exception:
         staging.unlink(missing_ok=True)
         raise

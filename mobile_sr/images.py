@@ -8,23 +8,30 @@ truncated JPEG with gray instead of failing.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
+import secrets
 import tempfile
+import warnings
 from pathlib import Path
 
 import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from mobile_sr.errors import ImageError
+from mobile_sr.errors import ImageError, OutputError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
 def _check_integrity(path: Path) -> None:
     try:
-        with Image.open(path) as image:
-            image.load()
+        # A damaged TIFF makes Pillow warn before it fails; the error below says it in one line.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Corrupt EXIF data", category=UserWarning)
+            with Image.open(path) as image:
+                image.load()
     except UnidentifiedImageError:
         return  # Pillow cannot read some TIFF variants OpenCV can; let OpenCV decide.
     except (OSError, SyntaxError, ValueError) as exc:
@@ -38,11 +45,14 @@ def _decode_rgb(path: str | os.PathLike) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise ImageError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise ImageError(f"{path}: empty file (0 bytes); re-copy or re-export it, or remove it")
     _check_integrity(path)
     pixels = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     if pixels is None or pixels.size == 0:
         raise ImageError(
-            f"{path}: not a readable image; mobile-sr reads {', '.join(IMAGE_EXTENSIONS)} files"
+            f"{path}: not a readable image (damaged, truncated or in another format); mobile-sr reads "
+            f"{', '.join(IMAGE_EXTENSIONS)} files: re-export it or remove it"
         )
     if pixels.dtype not in (np.uint8, np.uint16):
         raise ImageError(
@@ -78,17 +88,61 @@ def load_rgb_unit(path: str | os.PathLike) -> np.ndarray:
     return pixels.astype(np.float32) / float(np.iinfo(pixels.dtype).max)
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see either the old file or the complete new one."""
+def _unwritable(path: Path, exc: OSError) -> OutputError:
+    if exc.errno == errno.EISDIR:
+        return OutputError(f"{path}: is a folder; give the path of a file to write")
+    reason = exc.strerror or str(exc)
+    if exc.filename is not None and Path(exc.filename) in path.parents:
+        reason = f"cannot create the folder {exc.filename}: {reason}"
+    return OutputError(f"{path}: cannot be written ({reason}); choose a path in a folder you can "
+                       "write to, or fix that folder's permissions")
+
+
+def check_output_path(path: str | os.PathLike) -> None:
+    """Raise :class:`OutputError` now, before any expensive work, if a file could not be written
+    at ``path``: create a throwaway file next to it (and any missing parent folders), then remove
+    everything that was created."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    created = []
+    try:
+        if path.is_dir():
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
+        missing = [folder for folder in path.parents if not folder.exists()]
+        for folder in reversed(missing):
+            with contextlib.suppress(FileExistsError):  # a path through "..", or made meanwhile
+                folder.mkdir()
+                created.append(folder)
+        handle, probe = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as exc:
+        raise _unwritable(path, exc) from None
+    finally:
+        for folder in reversed(created):
+            with contextlib.suppress(OSError):  # something else wrote there meanwhile: keep it
+                folder.rmdir()
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see either the old file or the complete new one.
+    The file gets the permissions ``open()`` would give it (0o666 less the umask)."""
+    path = Path(path)
+    tmp_path = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Not mkstemp: it creates the file 0o600; os.open applies the umask as open() does.
+        handle = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except OSError as exc:
+        raise _unwritable(path, exc) from None
     try:
         with os.fdopen(handle, "wb") as tmp:
             tmp.write(data)
-        os.replace(tmp_name, path)
+        os.replace(tmp_path, path)
+    except OSError as exc:
+        tmp_path.unlink(missing_ok=True)
+        raise _unwritable(path, exc) from None
     except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
+        tmp_path.unlink(missing_ok=True)
         raise
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mobile_sr.data.hdr import HDRScene, RADIANCE_EXTENSIONS, write_radiance
+from mobile_sr.data.hdr import HDRScene, MAX_EV_SPAN, RADIANCE_EXTENSIONS, write_radiance
 from mobile_sr.errors import ImageError
 from mobile_sr.hdr_protocol import EXPOSURES
 from mobile_sr.images import load_rgb_unit, save_png
@@ -24,6 +24,9 @@ def merge_exposures(*, tflite_path: Path, exposures: list[Path], stops: list[flo
         raise ImageError(f"give {EXPOSURES} exposures and {EXPOSURES} EV stops, got {len(exposures)} and {len(stops)}")
     if destination.suffix.lower() not in RADIANCE_EXTENSIONS:
         raise ImageError(f"{destination}: write the HDR result as {' or '.join(RADIANCE_EXTENSIONS)}")
+    if not np.isfinite(stops).all() or np.ptp(stops) > MAX_EV_SPAN:
+        raise ImageError(f"EV stops must be finite numbers at most {MAX_EV_SPAN:g} apart, got {stops}; give the "
+                         "exposures' real EV values, e.g. 0,2,4")
     if list(stops) != sorted(stops):
         raise ImageError(f"exposures must go from short to long; their EV stops {stops} do not increase")
     merger = TFLiteMerger(tflite_path, threads=threads)

@@ -18,6 +18,13 @@ import numpy as np
 from mobile_sr.errors import MetricInputError
 
 _Y_WEIGHTS = np.array([65.481, 128.553, 24.966]) / 255.0
+SSIM_WINDOW = 11
+
+
+def min_image_side(shave: int) -> int:
+    """The shortest image side PSNR-Y and SSIM-Y can measure: ``shave`` pixels off both borders
+    leave SSIM's window."""
+    return 2 * shave + SSIM_WINDOW
 
 
 def _check_rgb_uint8(name: str, image: np.ndarray) -> None:
@@ -37,8 +44,13 @@ def _check_pair(sr: np.ndarray, hr: np.ndarray, shave: int) -> None:
         raise MetricInputError(
             f"sr and hr shapes differ: {sr.shape} vs {hr.shape}; modcrop HR to a multiple of the scale"
         )
-    if shave < 0 or 2 * shave >= min(hr.shape[:2]):
-        raise MetricInputError(f"shave={shave} leaves nothing of a {hr.shape[:2]} image")
+    if shave < 0:
+        raise MetricInputError(f"shave must be >= 0, got {shave}")
+    if 2 * shave >= min(hr.shape[:2]):
+        raise MetricInputError(
+            f"shave={shave} leaves nothing of a {hr.shape[1]}x{hr.shape[0]} image; evaluate images of at least "
+            f"{min_image_side(shave)}x{min_image_side(shave)} pixels"
+        )
 
 
 def rgb_to_y(rgb: np.ndarray) -> np.ndarray:
@@ -63,11 +75,12 @@ def ssim(a: np.ndarray, b: np.ndarray, max_value: float = 255.0) -> float:
     """SSIM of two single-channel images (Wang et al., 'valid' Gaussian filtering)."""
     if a.shape != b.shape or a.ndim != 2:
         raise MetricInputError(f"ssim needs two same-shaped 2-D arrays, got {a.shape} and {b.shape}")
-    if min(a.shape) < 11:
-        raise MetricInputError(f"ssim needs images of at least 11x11 pixels, got {a.shape}")
+    if min(a.shape) < SSIM_WINDOW:
+        raise MetricInputError(f"ssim needs images of at least {SSIM_WINDOW}x{SSIM_WINDOW} pixels (after any "
+                               f"shave), got {a.shape[1]}x{a.shape[0]}; evaluate larger images")
     c1 = (0.01 * max_value) ** 2
     c2 = (0.03 * max_value) ** 2
-    window = cv2.getGaussianKernel(11, 1.5)
+    window = cv2.getGaussianKernel(SSIM_WINDOW, 1.5)
     window = window @ window.T
     a = a.astype(np.float64)
     b = b.astype(np.float64)
@@ -94,6 +107,9 @@ def psnr_y(sr: np.ndarray, hr: np.ndarray, shave: int) -> float:
 def ssim_y(sr: np.ndarray, hr: np.ndarray, shave: int) -> float:
     """SSIM on rounded BT.601 Y with ``shave`` border pixels removed (uint8 RGB inputs)."""
     _check_pair(sr, hr, shave)
+    if min(hr.shape[:2]) < min_image_side(shave):
+        raise MetricInputError(f"SSIM with shave={shave} needs images of at least {min_image_side(shave)}x"
+                               f"{min_image_side(shave)} pixels, got {hr.shape[1]}x{hr.shape[0]}; evaluate larger images")
     return ssim(_shave(rgb_to_y(sr), shave), _shave(rgb_to_y(hr), shave))
 
 

@@ -30,19 +30,44 @@ def write_json(path: Path, data) -> None:
     atomic_write_bytes(path, (json.dumps(data, indent=2) + "\n").encode())
 
 
+# training settings read straight from a run's config (resume, QAT, export's calibration); the
+# others have defaults
+_REQUIRED_TRAIN_KEYS = ("model", "data", "seed", "patch_size", "steps", "minutes")
+
+
 def read_run_config(run_dir: Path) -> dict:
+    """The run's config.json, checked to hold what the code reads from it: ``model`` (a name),
+    ``model_config`` (a mapping) and ``train`` (a mapping with the settings read straight from it)."""
     run_dir = Path(run_dir)
+    if run_dir.is_file():
+        raise RunFolderError(f"{run_dir} is a file, not a run folder; pass the folder 'mobile-sr train' wrote")
     if not run_dir.is_dir():
         raise RunFolderError(f"{run_dir}: no such run folder; train one with 'mobile-sr train'")
     config_path = run_dir / CONFIG_FILE
     try:
         config = json.loads(config_path.read_text())
-        config["model"], config["model_config"]
     except FileNotFoundError:
         raise RunFolderError(f"{run_dir}: not a run folder (no {CONFIG_FILE}); pass the folder 'mobile-sr train' wrote") from None
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+    except OSError as exc:
+        raise RunFolderError(f"{config_path}: cannot be read ({exc.strerror}); retrain or restore the file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise RunFolderError(f"{config_path}: damaged ({exc}); retrain or restore the file") from None
+    problem = _config_problem(config)
+    if problem is not None:
+        raise RunFolderError(f"{config_path}: damaged ({problem}); retrain or restore the file")
     return config
+
+
+def _config_problem(config) -> str | None:
+    if not isinstance(config, dict):
+        return "not a JSON object"
+    if not isinstance(config.get("model"), str):
+        return "no model name"
+    for key in ("model_config", "train"):
+        if not isinstance(config.get(key), dict):
+            return f"'{key}' is missing or not a mapping"
+    missing = [key for key in _REQUIRED_TRAIN_KEYS if key not in config["train"]]
+    return f"'train' lacks {', '.join(missing)}" if missing else None
 
 
 def is_qat_run(config: dict) -> bool:
@@ -84,8 +109,17 @@ def load_trained_model(run_dir: Path):
         raise RunFolderError(
             f"{run_dir}: no {WEIGHTS_FILE} and no checkpoint; the run never saved, train it again"
         )
-    tf.train.Checkpoint(ema_model=model).read(latest).expect_partial()
+    try:
+        tf.train.Checkpoint(ema_model=model).read(latest).expect_partial()
+    except (ValueError, IndexError, tf.errors.OpError) as exc:  # another model's checkpoint, or a damaged one
+        raise RunFolderError(checkpoint_problem(latest, exc)) from None
     return model, config
+
+
+def checkpoint_problem(checkpoint: str, exc: Exception) -> str:
+    """The message for ``checkpoint`` failing to restore with ``exc``."""
+    return (f"{checkpoint}: cannot be restored ({exc}); it is damaged or holds another model than the run's "
+            f"{CONFIG_FILE}; train the run again with --overwrite")
 
 
 def deployed_model(model, config: dict):

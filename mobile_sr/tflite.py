@@ -25,6 +25,8 @@ def load_interpreter(path: str | Path, *, threads: int | None = None, expect: tu
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     path = Path(path)
+    if path.is_dir():
+        raise TFLiteError(f"{path} is a folder; give the .tflite file itself (e.g. one 'mobile-sr export' wrote)")
     if not path.is_file():
         raise TFLiteError(f"{path}: no such file; export one with 'mobile-sr export'")
 
@@ -57,8 +59,19 @@ def load_interpreter(path: str | Path, *, threads: int | None = None, expect: tu
         if len(inputs) != count or len(outputs) != 1 or any(len(d["shape"]) != 4 or d["shape"][-1] != channels for d in inputs):
             what = "one 1xHxWx3 image input (an SR model)" if expect == SR_INPUTS else "three 1xHxWx6 exposure inputs (an HDR model)"
             raise TFLiteError(f"{path}: expected {what} and one output, got "
-                              f"{[list(d['shape']) for d in inputs]} -> {[list(d['shape']) for d in outputs]}")
+                              f"{', '.join(map(shape_text, inputs))} -> {', '.join(map(shape_text, outputs))}")
     return interpreter
+
+
+def shape_text(detail: dict) -> str:
+    """A tensor's shape as ``1x360x640x3``, a dynamic dimension as ``?``."""
+    shape = detail.get("shape_signature", detail["shape"])
+    return "x".join("?" if int(v) < 0 else str(int(v)) for v in shape)
+
+
+def is_dynamic(detail: dict) -> bool:
+    """Whether a tensor's size is set at run time (a model exported with a dynamic input size)."""
+    return any(int(v) < 0 for v in detail.get("shape_signature", detail["shape"]))
 
 
 def graph_task(path: str | Path) -> str:
@@ -91,10 +104,11 @@ class TFLiteUpscaler:
     Whole images run by resizing the input tensor (exact: the same arithmetic as a full-size
     model), reflect-padded to a multiple of ``size_multiple`` (a model that unshuffles its input;
     by default from the JSON report next to the model) and cropped back. Images larger than
-    ``max_pixels`` at once, or any image when ``tile`` is set, run in tiles of the model's input
-    size that overlap by ``overlap`` LR pixels on each side; only the
-    centre of each tile is kept, so with an overlap at least the network's receptive radius the
-    result has no seams.
+    ``max_pixels`` run in square tiles of about ``max_pixels``; with ``tile`` set, every image runs
+    in tiles of the model's input size (a dynamic-size model: those square tiles). Tiles overlap by
+    ``overlap`` LR pixels (a quarter of the tile's side where that does not fit); only the centre
+    of each tile is kept, so with an overlap at least the network's receptive radius the result has
+    no seams.
     """
 
     def __init__(self, path: str | Path, *, threads: int | None = None, tile: bool = False,
@@ -104,14 +118,20 @@ class TFLiteUpscaler:
         self.size_multiple = _size_multiple(self.path) if size_multiple is None else int(size_multiple)
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
-        self.tile_shape = tuple(int(v) for v in self.input["shape"][1:3])
-        self.scale = int(self.output["shape"][1]) // self.tile_shape[0]
+        (in_height, in_width), (out_height, out_width) = ([int(v) for v in d["shape"][1:3]] for d in (self.input, self.output))
+        self.scale = out_height // in_height
+        if self.scale < 1 or (out_height, out_width) != (in_height * self.scale, in_width * self.scale):
+            raise TFLiteError(f"{path}: its output {shape_text(self.output)} is not an integer multiple of its input "
+                              f"{shape_text(self.input)}; give an SR model exported with 'mobile-sr export'")
+        if self.scale == 1:
+            raise TFLiteError(f"{path}: the model's scale is 1 (its output {shape_text(self.output)} is the size of its "
+                              f"input {shape_text(self.input)}), so it is not an upscaler; give an SR model of scale 2, 3 or 4")
+        # None: a dynamic-size model, which runs at any size
+        self.tile_shape = None if is_dynamic(self.input) else (in_height, in_width)
         self.tile, self.overlap, self.max_pixels = tile, overlap, max_pixels
-        if self.scale < 1 or self.tile_shape[0] * self.scale != self.output["shape"][1]:
-            raise TFLiteError(f"{path}: output {list(self.output['shape'])} is not an integer multiple of "
-                              f"input {list(self.input['shape'])}")
-        if tile and min(self.tile_shape) <= 2 * overlap:
-            raise TFLiteError(f"tiles of {self.tile_shape} LR pixels cannot overlap by {overlap}; lower the overlap")
+        if tile and self.tile_shape is not None and overlap > 0 and self._overlap(min(self.tile_shape)) == 0:
+            raise TFLiteError(f"{path}: its fixed {in_height}x{in_width} input is too small to run in overlapping tiles; "
+                              "run it without --tile, or export the model with a larger --input-size")
 
     def _run(self, lr: np.ndarray) -> np.ndarray:
         height, width = lr.shape[:2]
@@ -125,29 +145,29 @@ class TFLiteUpscaler:
         output = self.interpreter.get_tensor(self.interpreter.get_output_details()[0]["index"])[0]
         return _dequantize(output[: height * self.scale, : width * self.scale], self.output)
 
-    def _starts(self, length: int, tile: int) -> list[int]:
-        if length <= tile:
-            return [0]
-        step = tile - 2 * self.overlap
-        return sorted({min(i * step, length - tile) for i in range(math.ceil((length - tile) / step) + 1)})
+    def _overlap(self, tile: int) -> int:
+        """The overlap used for tiles of ``tile`` pixels: two of them must leave the tile a centre."""
+        return self.overlap if 2 * self.overlap < tile else tile // 4
+
+    def _tile_shape_for(self, height: int, width: int) -> tuple[int, int]:
+        if self.tile and self.tile_shape is not None:
+            return self.tile_shape
+        side = max(math.isqrt(self.max_pixels) // self.size_multiple * self.size_multiple, self.size_multiple)
+        return min(side, height), min(side, width)
 
     def _tiled(self, lr: np.ndarray) -> np.ndarray:
-        s, (tile_h, tile_w) = self.scale, self.tile_shape
+        s = self.scale
         height, width = lr.shape[:2]
+        tile_h, tile_w = self._tile_shape_for(height, width)
         padded = np.zeros((max(height, tile_h), max(width, tile_w), 3), lr.dtype)  # small images: zero pad
         padded[:height, :width] = lr
-        out = np.zeros((padded.shape[0] * s, padded.shape[1] * s, 3), np.float32)
-        rows, cols = self._starts(padded.shape[0], tile_h), self._starts(padded.shape[1], tile_w)
-        for top in rows:
-            for left in cols:
+        # the kept spans partition the image, so every output pixel is written
+        out = np.empty((height * s, width * s, 3), np.float32)
+        for top, y0, y1 in _spans(height, tile_h, self._overlap(tile_h)):
+            for left, x0, x1 in _spans(width, tile_w, self._overlap(tile_w)):
                 result = self._run(padded[top : top + tile_h, left : left + tile_w])
-                # keep the centre: drop `overlap` pixels on every side that touches another tile
-                y0 = 0 if top == rows[0] else self.overlap
-                x0 = 0 if left == cols[0] else self.overlap
-                y1 = tile_h if top == rows[-1] else tile_h - self.overlap
-                x1 = tile_w if left == cols[-1] else tile_w - self.overlap
-                out[(top + y0) * s : (top + y1) * s, (left + x0) * s : (left + x1) * s] = result[y0 * s : y1 * s, x0 * s : x1 * s]
-        return out[: height * s, : width * s]
+                out[y0 * s : y1 * s, x0 * s : x1 * s] = result[(y0 - top) * s : (y1 - top) * s, (x0 - left) * s : (x1 - left) * s]
+        return out
 
     def upscale_float(self, lr: np.ndarray) -> np.ndarray:
         if self.tile or lr.shape[0] * lr.shape[1] > self.max_pixels:
@@ -158,6 +178,17 @@ class TFLiteUpscaler:
         from mobile_sr.metrics import to_uint8
 
         return to_uint8(self.upscale_float(lr))
+
+
+def _spans(length: int, tile: int, overlap: int) -> list[tuple[int, int, int]]:
+    """``(tile start, kept start, kept end)`` of tiles of ``tile`` pixels (``tile > 2 * overlap``)
+    along ``length`` pixels. The kept parts partition ``[0, length)``; each ends in the middle of
+    two neighbours' shared pixels, at least ``overlap`` from a tile's inner edge."""
+    if length <= tile:
+        return [(0, 0, length)]
+    starts = [*range(0, length - tile, tile - 2 * overlap), length - tile]
+    bounds = [0, *((start + tile + following) // 2 for start, following in zip(starts, starts[1:])), length]
+    return [(start, bounds[index], bounds[index + 1]) for index, start in enumerate(starts)]
 
 
 def _size_multiple(path: Path) -> int:

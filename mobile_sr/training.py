@@ -96,6 +96,8 @@ class TrainConfig:
             problems.append(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.validations < 1:
             problems.append(f"validations must be >= 1, got {self.validations}")
+        if not 0 <= self.seed < 2**32:
+            problems.append(f"seed must be in [0, 2**32 - 1], got {self.seed}")
         if self.qat and not self.init_from:
             problems.append("QAT fine-tunes a trained float model: give the float run folder (init_from / --run)")
         if self.qat_rounding not in QAT_ROUNDINGS:
@@ -157,30 +159,55 @@ class TrainConfig:
         data = dict(data)
         if "lr_milestones" in data:
             data["lr_milestones"] = tuple(data["lr_milestones"])
-        return cls(**data)
+        try:
+            return cls(**data)
+        except TypeError as exc:  # a value of the wrong type, e.g. from a hand-edited config.json
+            raise ConfigError(f"training option of the wrong type: {exc}") from None
 
 
 def default_run_dir(config: TrainConfig) -> Path:
     return Path("runs") / task_of(config.model).run_dir_name(config.model, config.scale)
 
 
-def _prepare_run_dir(run_dir: Path, config: TrainConfig, *, resume: bool, overwrite: bool) -> TrainConfig:
-    """Create or reopen the run folder; on resume the stored config wins except for the budget."""
-    config_path = run_dir / runs.CONFIG_FILE
-    if resume:
-        stored = runs.read_run_config(run_dir)
-        merged = {**stored["train"], "steps": config.steps or stored["train"]["steps"],
-                  "minutes": config.minutes or stored["train"]["minutes"]}
-        return TrainConfig.from_dict(merged)
-    if run_dir.exists() and any(run_dir.iterdir()):
-        if not overwrite:
-            raise RunFolderError(
-                f"{run_dir} already holds a run; continue it with --resume, replace it with "
-                "--overwrite, or pick another folder with --out"
-            )
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return config
+def _resumed_config(stored: dict, config: TrainConfig, run_dir: Path) -> TrainConfig:
+    """The stored run's training config with ``config``'s budget, where it sets one."""
+    try:
+        return TrainConfig.from_dict({**stored["train"], "steps": config.steps or stored["train"]["steps"],
+                                      "minutes": config.minutes or stored["train"]["minutes"]})
+    except ConfigError as exc:
+        raise RunFolderError(f"{run_dir / runs.CONFIG_FILE}: damaged ({exc}); retrain or restore the file") from None
+
+
+def _stored_model_config(stored: dict, run_dir: Path) -> dict:
+    """The stored run's model config with the defaults of fields it lacks, as ``to_dict`` gives it."""
+    from mobile_sr.models import make_config
+
+    try:
+        return make_config(stored["model"], **stored["model_config"]).to_dict()
+    except ConfigError as exc:
+        raise RunFolderError(f"{run_dir / runs.CONFIG_FILE}: invalid model config: {exc}") from None
+
+
+def _check_new_run_dir(run_dir: Path, *, overwrite: bool) -> None:
+    """Fail before any work when ``run_dir`` cannot take a new run."""
+    existing = next((path for path in (run_dir, *run_dir.parents) if path.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise RunFolderError(f"{existing} is a file, so {run_dir} cannot be a run folder; pick another folder with --out")
+    if existing == run_dir and any(run_dir.iterdir()) and not overwrite:
+        raise RunFolderError(
+            f"{run_dir} already holds a run; continue it with --resume, replace it with "
+            "--overwrite, or pick another folder with --out"
+        )
+
+
+def _create_run_dir(run_dir: Path, *, overwrite: bool) -> None:
+    """``run_dir`` for a new run; with ``overwrite``, emptied of the run it held."""
+    try:
+        if overwrite and run_dir.exists():
+            shutil.rmtree(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunFolderError(f"{run_dir}: cannot be created ({exc.strerror or exc}); pick another folder with --out") from None
 
 
 def _choose_strategy():
@@ -337,7 +364,21 @@ def _save_weights(model, path: Path) -> None:
 class _MetricsLog:
     def __init__(self, path: Path):
         self.path = path
-        self.records = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+        self.records = []
+        try:
+            lines = path.read_text().splitlines() if path.exists() else []
+        except (OSError, UnicodeDecodeError) as exc:
+            raise RunFolderError(f"{path}: cannot be read ({exc}); delete it, or start the run again with --overwrite") from None
+        for number, line in enumerate(lines, 1):
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                record = None
+            if isinstance(record, dict) and isinstance(record.get("step"), int):
+                self.records.append(record)
+            elif number < len(lines):  # a cut last line is what a crash mid-write leaves: dropped on resume
+                raise RunFolderError(f"{path}: line {number} is not a metrics record; delete that line, or start "
+                                     "the run again with --overwrite")
 
     def add(self, record: dict) -> None:
         self.records.append(record)
@@ -358,13 +399,26 @@ def train(
     overwrite: bool = False,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Train ``config.model`` into ``run_dir`` and return the run summary (also in summary.json)."""
+    """Train ``config.model`` into ``run_dir`` and return the run summary (also in summary.json).
+
+    With ``resume``, the run in ``run_dir`` continues with its stored config; only ``config``'s
+    budget (steps, minutes), where set, replaces the stored one. Nothing is written to ``run_dir``
+    before the data, the model and the checkpoint have loaded."""
     from mobile_sr.backend import keras, tf
     from mobile_sr.models import build_model, deploy_form, get_model_spec, make_config
     from mobile_sr.models.layers import gaussian_kernel
 
-    task = task_of(config.model)
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config)
+    if resume:
+        stored = runs.read_run_config(run_dir)
+        config = _resumed_config(stored, config, run_dir)
+        metrics = _MetricsLog(run_dir / runs.METRICS_FILE)
+        latest_checkpoint = tf.train.latest_checkpoint(str(run_dir / runs.CHECKPOINT_DIR))
+        if latest_checkpoint is None:
+            raise RunFolderError(f"{run_dir}: nothing to resume (no checkpoint yet); start it again with --overwrite")
+    else:
+        _check_new_run_dir(run_dir, overwrite=overwrite)
+    task = task_of(config.model)
     init_model = None
     if config.init_from:
         init_model, init_config = runs.load_trained_model(Path(config.init_from))
@@ -378,10 +432,12 @@ def train(
             raise ConfigError(f"{config.init_from} holds {held}, not {task.run_dir_name(config.model, config.scale)}")
     else:
         model_config = make_config(config.model, **task.model_options(config.scale), **config.model_options)
+    if resume and (config.model, model_config.to_dict()) != (stored["model"], _stored_model_config(stored, run_dir)):
+        source = f"the run it fine-tunes ({config.init_from}) now holds" if config.init_from else "its training settings give"
+        raise RunFolderError(f"{run_dir / runs.CONFIG_FILE}: its model_config differs from the model {source}; "
+                             "restore the file, or start the run again with --overwrite")
     task.check(config, model_config)
-    config = _prepare_run_dir(run_dir, config, resume=resume, overwrite=overwrite)
     run_config = {"model": config.model, "model_config": model_config.to_dict(), "train": config.to_dict()}
-    runs.write_json(run_dir / runs.CONFIG_FILE, run_config)
     data = task.load(config)
     log(f"data: {data.name}: {task.describe(data.train)} for training; {data.val_name}: {len(data.val)} for validation")
 
@@ -415,14 +471,14 @@ def train(
         model=model, ema_model=ema_model, optimizer=optimizer, step=step_counter, elapsed=elapsed_counter,
         **({"gradnorm": objective.balancer} if objective is not None else {}),
     )
-    manager = tf.train.CheckpointManager(checkpoint, str(run_dir / runs.CHECKPOINT_DIR), max_to_keep=2)
-    metrics = _MetricsLog(run_dir / runs.METRICS_FILE)
     if resume:
-        if manager.latest_checkpoint is None:
-            raise RunFolderError(f"{run_dir}: nothing to resume (no checkpoint yet); start it again with --overwrite")
-        checkpoint.restore(manager.latest_checkpoint)
-        metrics.truncate_after(int(step_counter.numpy()))
-        log(f"resumed {run_dir} at step {int(step_counter.numpy())}")
+        try:
+            checkpoint.restore(latest_checkpoint)
+        except (ValueError, IndexError, tf.errors.OpError) as exc:  # another model's checkpoint, or a damaged one
+            raise RunFolderError(runs.checkpoint_problem(latest_checkpoint, exc)) from None
+        if config.progress(int(step_counter.numpy()), float(elapsed_counter.numpy())) >= 1.0:
+            raise RunFolderError(f"{run_dir} has used its whole budget ({int(step_counter.numpy())} steps); "
+                                 "give a larger --steps or --minutes to continue it")
 
     start_step = int(step_counter.numpy())
     sampler = task.sampler(data.train, patch_size=config.patch_size, batch_size=config.batch_size,
@@ -442,6 +498,16 @@ def train(
     validate_ema = task.validator(ema_model, model_config, data.val, name=config.model, val_name=data.val_name)
     baseline_val = task.baseline_score(data.val, val_name=data.val_name, scale=config.scale)
     label = task.run_dir_name(config.model, config.scale)
+
+    # data, model and checkpoint loaded: only now the run folder is written
+    if resume:
+        metrics.truncate_after(start_step)
+        log(f"resumed {run_dir} at step {start_step}")
+    else:
+        _create_run_dir(run_dir, overwrite=overwrite)
+        metrics = _MetricsLog(run_dir / runs.METRICS_FILE)
+    runs.write_json(run_dir / runs.CONFIG_FILE, run_config)
+    manager = tf.train.CheckpointManager(checkpoint, str(run_dir / runs.CHECKPOINT_DIR), max_to_keep=2)
 
     def save_checkpoint(step: int, elapsed: float) -> None:
         step_counter.assign(step)
@@ -526,7 +592,8 @@ def train(
     weights_path = run_dir / runs.WEIGHTS_FILE
     final_val = val_psnr
     if config.qat:  # the run ends on a validation, so the best file holds the weights to keep
-        best_weights.replace(weights_path)
+        if best_weights.exists():  # else a resumed finished run found no better: its weights file holds the best
+            best_weights.replace(weights_path)
         if best_step != step:
             val_psnr = best_val
             log(f"keeping the weights of step {best_step} (validation {best_val:.3f} dB) over the last step's "

@@ -333,11 +333,22 @@ def test_no_adb_on_path(tmp_path, monkeypatch):
      f"several devices connected \\({SERIAL}, emulator-5554\\); choose one with --serial"),
     (f"{SERIAL}\tdevice\n", "0123ABC", f"device '0123ABC' not found \\(connected: {SERIAL} \\(device\\)\\)"),
     (f"{SERIAL}\toffline\n", SERIAL, "is offline: reconnect the USB cable"),
+    (f"{SERIAL}\tno permissions (missing udev rules? user is in the plugdev group); see [http://x]\n", None,
+     f"no permission to open device {SERIAL} \\('no permissions \\(missing udev rules\\? .*\\]'\\): set up udev rules "
+     ".*'adb kill-server'"),
 ])
 def test_device_selection_errors(fake_adb, binary, model, devices, serial, message):
     fake_adb.reply("devices", stdout=f"* daemon started successfully\nList of devices attached\n{devices}\n")
     with pytest.raises(AndroidBenchError, match=message):
         benchmark_on_android(models=[model], serial=serial, benchmark_binary=binary, log=lambda _: None)
+
+
+def test_device_line_names_only_what_getprop_said(fake_adb, binary, model):
+    fake_adb.reply("shell", "getprop", stdout="[ro.product.model]: [Pixel]\n[ro.product.cpu.abi]: [arm64-v8a]\n"
+                                              "[ro.build.version.sdk]: [34]\n[ro.soc.model]: []\n")
+    lines = []
+    benchmark_on_android(models=[model], benchmark_binary=binary, log=lines.append)
+    assert lines[0] == f"{SERIAL}: Pixel, SDK 34, arm64-v8a"
 
 
 def test_missing_or_wrong_binary_fails_before_adb(fake_adb, model, tmp_path):
@@ -378,6 +389,29 @@ def test_model_rejected_by_the_tool(fake_adb, binary, model):
                                        "ERROR: Benchmarking failed.\n", rc=1)
     with pytest.raises(AndroidBenchError, match="benchmark_model rejected sr x3.tflite on .*: Failed to mmap model"):
         benchmark_on_android(models=[model], benchmark_binary=binary, log=lambda _: None)
+
+
+def test_apk_that_does_not_start_is_reported_at_once(fake_adb, model):
+    # what 'am start' prints (exit status 0) when the activity is missing
+    fake_adb.reply("shell", "am", "start", stdout="Starting: Intent { cmp=org.tensorflow.lite.benchmark/.BenchmarkModelActivity }\n"
+                                                  "Error type 3\nError: Activity class {org.tensorflow.lite.benchmark/"
+                                                  "org.tensorflow.lite.benchmark.BenchmarkModelActivity} does not exist.\n")
+    with pytest.raises(AndroidBenchError, match=f"benchmark APK did not start on {SERIAL} \\(Error: Activity class .* "
+                                                "does not exist.\\); reinstall it"):
+        benchmark_on_android(models=[model], use_apk=True, log=lambda _: None)
+    assert not any(call[2:4] == ["logcat", "-d"] for call in fake_adb.calls())
+
+
+def test_apk_wait_shows_progress_then_times_out(fake_adb, model, monkeypatch):
+    monkeypatch.setattr(android, "RUN_TIMEOUT_S", 1.0)
+    monkeypatch.setattr(android, "PROGRESS_S", 0.3)
+    monkeypatch.setattr(android, "LOGCAT_POLL_S", 0.05)
+    fake_adb.reply("logcat", "-d", stdout="")
+    lines = []
+    with pytest.raises(AndroidBenchError, match=f"the benchmark APK logged no result within 1 s on {SERIAL}"):
+        benchmark_on_android(models=[model], use_apk=True, log=lines.append)
+    waiting = [line for line in lines if line.startswith(f"waiting for the benchmark APK on {SERIAL}: ")]
+    assert len(waiting) >= 2 and "giving up in" in waiting[0]
 
 
 def test_apk_not_installed(fake_adb, model):
@@ -424,6 +458,12 @@ def test_script_runs_every_model_and_thread_count(fake_adb, binary, model):
 @pytest.mark.parametrize("setup,args,message", [
     ({"devices": "List of devices attached\n\n"}, [], "error: no Android device found"),
     ({"devices": f"List of devices attached\n{SERIAL}\tunauthorized\n"}, [], f"error: device {SERIAL} is unauthorized"),
+    ({"devices": f"* daemon not running; starting now at tcp:5037\n* daemon started successfully\nList of devices attached\n"
+                 f"{SERIAL}\tunauthorized\n"}, [], f"error: device {SERIAL} is unauthorized"),
+    ({"devices": f"List of devices attached\n{SERIAL}\tno permissions (missing udev rules? user is in the plugdev group)\n"},
+     [], f"error: adb has no permission to open device {SERIAL} ('no permissions (missing udev rules? user is in the "
+         "plugdev group)'): set up udev rules (https://developer.android.com/studio/run/device), replug it and run "
+         "'adb kill-server'"),
     ({"devices": f"List of devices attached\n{SERIAL}\tdevice\nemulator-5554\tdevice\n"}, [],
      f"error: several devices connected ({SERIAL}, emulator-5554); choose one with --serial"),
     ({"run": "nnapi_delegate_failure.txt"}, ["--delegate", "nnapi"],
@@ -448,3 +488,26 @@ def test_script_without_binary_or_adb(model, binary, tmp_path, monkeypatch):
     if any(Path(folder, "adb").exists() for folder in ("/usr/bin", "/bin")):
         pytest.skip("a real adb is installed in /usr/bin or /bin")
     assert run_script("--binary", binary, model).stderr.startswith("error: adb not found on PATH")
+
+
+def test_script_checks_the_model_file_and_the_binary_cpu(fake_adb, binary, model, tmp_path):
+    not_tflite = tmp_path / "random.tflite"
+    not_tflite.write_bytes(b"\x00\x01garbage" * 8)
+    proc = run_script("--binary", binary, not_tflite)
+    assert proc.returncode == 1 and fake_adb.calls() == []  # refused before touching the phone
+    assert proc.stderr == f"error: {not_tflite} is not a TFLite model (no 'TFL3' identifier at bytes 4..7); " \
+                          "export one with 'mobile-sr export'\n"
+    x86 = tmp_path / "linux_x86-64_benchmark_model"
+    x86.write_bytes(elf_header(62))
+    proc = run_script("--binary", x86, model)
+    assert proc.returncode == 1 and fake_adb.calls() == [["devices"], ["-s", SERIAL, "shell", "getprop"]]
+    assert proc.stderr == f"error: {x86} is built for x86_64 but {SERIAL} runs arm64-v8a, armeabi-v7a, armeabi; " \
+                          "use the android_aarch64 (arm64-v8a) build of benchmark_model\n"
+
+
+def test_script_device_line_names_only_what_getprop_said(fake_adb, binary, model):
+    fake_adb.reply("shell", "getprop", stdout="[ro.product.model]: [Pixel]\n[ro.product.cpu.abi]: [arm64-v8a]\n"
+                                              "[ro.build.version.sdk]: [34]\n")
+    proc = run_script("--binary", binary, model)
+    assert proc.returncode == 0, proc.stderr
+    assert f"device: {SERIAL} Pixel, SDK 34, ABI arm64-v8a\n" in proc.stdout

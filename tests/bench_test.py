@@ -9,6 +9,7 @@ from click.testing import CliRunner
 from mobile_sr.benchmark.host import benchmark_host, count_macs, op_profile, parse_threads
 from mobile_sr.benchmark.report import challenge_score, load_psnr, write_comparison
 from mobile_sr.cli import main
+from mobile_sr.errors import TFLiteError
 from mobile_sr.export import convert
 from mobile_sr.models import build_model, make_config
 from mobile_sr.quantization.qat import quantize_for_training
@@ -101,3 +102,39 @@ def test_cli_android_without_adb_is_a_one_line_error(tiny_int8, monkeypatch, tmp
     result = CliRunner().invoke(main, ["bench", str(tiny_int8), "--android", "--benchmark-binary", str(fake_binary)])
     assert result.exit_code == 1 and "adb" in result.output
     assert result.output.strip().splitlines()[-1].startswith("Error:") and "Traceback" not in result.output
+
+
+def test_host_bench_refuses_a_dynamic_size_model(tiny_int8, tmp_path):
+    dynamic = tmp_path / "dynamic.tflite"
+    dynamic.write_bytes(convert(build_model("scsrn", make_config("scsrn", scale=2, channels=8, feature_convs=2)),
+                                mode="float", input_size=None))
+    lines = []
+    with pytest.raises(TFLiteError, match="dynamic input size.*fixed --input-size"):
+        benchmark_host([tiny_int8, dynamic], threads=[1], runs=1, warmup=0, log=lines.append)
+    assert lines == []  # refused before timing the fixed-size model
+    with pytest.raises(TFLiteError, match="dynamic input size"):
+        op_profile(dynamic)
+
+
+@pytest.mark.parametrize("content", ["{}", "[1, 2]", "[]", '{"model": "m", "dataset": "Set5", "mean_psnr_y": "30.1"}'])
+def test_bad_compare_reports_fail_before_the_benchmark(tiny_int8, tmp_path, content):
+    report = tmp_path / "eval.json"
+    report.write_text(content)
+    out = tmp_path / "bc.json"
+    result = CliRunner().invoke(main, ["bench", str(tiny_int8), "--threads", "1", "--runs", "1", "--json", str(out),
+                                       "--compare", str(report)])
+    assert result.exit_code == 1 and result.output.startswith(f"Error: {report}: ")
+    assert "mean_psnr_y" in result.output and "mobile-sr eval" in result.output and "Traceback" not in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["eval.json"]  # nothing benchmarked, nothing written
+
+
+def test_host_only_flags_are_refused_with_android(tiny_int8):
+    for flags in (["--seconds", "2"], ["--xnnpack", "off"]):
+        result = CliRunner().invoke(main, ["bench", str(tiny_int8), "--android", *flags])
+        assert result.exit_code == 2 and f"{flags[0]} is for the host benchmark only" in result.output
+        assert "with --android use --runs" in result.output
+
+
+def test_android_only_flags_are_refused_on_the_host(tiny_int8):
+    result = CliRunner().invoke(main, ["bench", str(tiny_int8), "--delegate", "gpu", "--profile"])
+    assert result.exit_code == 2 and "--delegate, --profile are for a phone: add --android" in result.output

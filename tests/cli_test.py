@@ -87,3 +87,60 @@ def test_console_script_exits_non_zero_without_traceback():
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("Error: ")
+
+
+@pytest.mark.parametrize("command", [
+    ["eval", "--model", "bicubic", "--data", "default", "--json", "{bad}/r.json"],
+    ["bench", "{tmp}/none.tflite", "--json", "{bad}/b.json"],
+    ["export", "--run", "{tmp}/no_run", "--float", "--input-size", "32x32", "--out", "{bad}/m.tflite"],
+    ["upscale", "--tflite", "{tmp}/none.tflite", "{tmp}/a.png", "{bad}/up.png"],
+    ["upscale", "--tflite", "{tmp}/none.tflite", "{tmp}/a.png", "{bad}/folder"],
+    ["merge", "--tflite", "{tmp}/none.tflite", "a.png", "b.png", "c.png", "{bad}/h.hdr", "--exposures", "0,2,4"],
+])
+def test_unwritable_output_fails_before_any_work(tmp_path, command):
+    (tmp_path / "file").write_text("not a folder")
+    bad = tmp_path / "file" / "sub"
+    result = run_cli(*[part.format(tmp=tmp_path, bad=bad) for part in command])
+    assert result.exit_code == 1 and "cannot be written" in result.output, result.output
+    assert "PSNR" not in result.output  # nothing was evaluated first
+    assert result.output.strip().splitlines()[-1].startswith(f"Error: {bad}")
+
+
+@pytest.mark.parametrize("stops", ["0,2,inf", "0,2,nan", "0,2,2000"])
+def test_merge_refuses_non_finite_stops(tmp_path, stops):
+    result = run_cli("merge", "--tflite", tmp_path / "none.tflite", "a.png", "b.png", "c.png", tmp_path / "h.hdr",
+                     "--exposures", stops)
+    assert result.exit_code == 1 and "must be finite" in result.output
+    assert not list(tmp_path.iterdir())
+
+
+def test_empty_and_tiny_images_are_named(tmp_path):
+    save_png(tmp_path / "data" / "good.png", np.zeros((30, 30, 3), np.uint8))
+    (tmp_path / "data" / "zero.png").write_bytes(b"")
+    result = run_cli("eval", "--model", "bicubic", "--data", tmp_path / "data", "--scale", "2")
+    assert result.exit_code == 1 and "zero.png: empty file" in result.output
+    (tmp_path / "data" / "zero.png").unlink()
+    save_png(tmp_path / "data" / "tiny.png", np.zeros((4, 4, 3), np.uint8))
+    result = run_cli("eval", "--model", "bicubic", "--data", tmp_path / "data", "--scale", "2")
+    assert result.exit_code == 1 and "tiny.png" in result.output and "at least 16x16" in result.output
+
+
+@pytest.mark.parametrize("command", [["train", "--seed", "-5"], ["qat", "--run", ".", "--seed", "-1"]])
+def test_negative_seed_is_a_usage_error(command):
+    result = run_cli(*command)
+    assert result.exit_code == 2 and "'--seed'" in result.output
+
+
+def test_a_file_given_as_run_folder(tmp_path):
+    (tmp_path / "model.tflite").write_bytes(b"")
+    result = run_cli("eval", "--run", tmp_path / "model.tflite", "--data", "default")
+    assert result.exit_code == 1 and "is a file, not a run folder" in result.output
+
+
+def test_failed_training_setup_leaves_no_run_folder(tmp_path):
+    for index in range(3):
+        save_png(tmp_path / "data" / f"{index}.png", np.zeros((30, 30, 3), np.uint8))
+    for attempt in range(2):  # the second attempt meets no leftover folder either
+        result = run_cli("train", "--data", tmp_path / "data", "--steps", "2", "--out", tmp_path / "run")
+        assert result.exit_code == 1 and "--patch-size" in result.output
+        assert not (tmp_path / "run").exists()

@@ -104,3 +104,38 @@ def test_patch_dataset_yields_float_batches():
     sampler = PatchSampler([_nearest_pair(0, 30, 2)], patch_size=8, batch_size=4, seed=0)
     lr, hr = next(iter(patch_dataset(sampler)))
     assert lr.dtype.name == "float32" and tuple(hr.shape) == (4, 16, 16, 3)
+
+
+@pytest.mark.parametrize("scale,minimum", [(2, 16), (3, 18), (4, 20)])
+def test_images_too_small_to_evaluate_are_named(tmp_path, scale, minimum):
+    save_png(tmp_path / "data" / "ok.png", textured_image(minimum, minimum))
+    load_sr_pairs(tmp_path / "data", scale)
+    save_png(tmp_path / "data" / "tiny.png", textured_image(minimum - 1, 40))
+    with pytest.raises(ImageError, match=f"tiny.png: .* at least {minimum}x{minimum}"):
+        load_sr_pairs(tmp_path / "data", scale)
+
+
+def test_unwritable_cache_only_costs_the_resize(hr_folder, tmp_path):
+    (tmp_path / "cache_file").write_text("not a folder")
+    _, pairs = load_sr_pairs(hr_folder, 2, cache_dir=tmp_path / "cache_file")
+    assert len(pairs) == 4
+
+
+def test_div2k_without_the_split_says_what_to_do(tmp_path):
+    save_png(tmp_path / "DIV2K_train_HR/0001.png", textured_image(48, 60))
+    with pytest.raises(DatasetError, match="without DIV2K_valid_HR.* pass .*DIV2K_train_HR itself"):
+        load_sr_pairs(tmp_path, 3, split="val")
+
+
+def test_div2k_lr_that_does_not_match_names_both_files(tmp_path):
+    save_png(tmp_path / "DIV2K_train_HR/0001.png", textured_image(48, 60))
+    save_png(tmp_path / "DIV2K_train_LR_bicubic/X2/0001x2.png", textured_image(30, 30))
+    with pytest.raises(DatasetError, match="X2/0001x2.png: .*DIV2K_train_HR/0001.png"):
+        load_sr_pairs(tmp_path, 2)
+
+
+def test_empty_dataset_path_is_refused(tmp_path, monkeypatch):
+    save_png(tmp_path / "data" / "a.png", textured_image(48, 60))
+    monkeypatch.chdir(tmp_path / "data")
+    with pytest.raises(DatasetError, match="empty"):
+        load_sr_pairs("", 2)

@@ -92,6 +92,43 @@ def test_export_errors(tiny_runs, tmp_path):
     assert parse_input_size("dynamic") is None and parse_input_size("360x640") == (360, 640)
 
 
+def test_cli_export_refuses_conflicting_flags_and_a_non_tflite_out(tiny_runs, tmp_path):
+    from click.testing import CliRunner
+
+    from mobile_sr.cli import main
+
+    _, float_run, _ = tiny_runs
+    base = ["export", "--run", str(float_run), "--input-size", "16x16"]
+    for flags, message in [(["--int8", "--float"], "exactly one of --int8, --float or --fp16"),
+                           (["--float", "--fp16"], "exactly one of --int8, --float or --fp16"),
+                           (["--float", "--io-type", "int8"], "--io-type sets an int8 model's input/output type"),
+                           (["--float", "--out", str(tmp_path / "m.json")], "must end in .tflite")]:
+        result = CliRunner().invoke(main, [*base, *flags])
+        assert result.exit_code == 2 and message in result.output, result.output
+    # the report, written with .json, would have replaced the model: refused before converting
+    with pytest.raises(ValueError, match="must end in .tflite"):
+        export_run(run_dir=float_run, mode="float", input_size=(16, 16), out_path=tmp_path / "m.json", log=lambda _: None)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_export_refuses_input_sizes_the_interpreter_cannot_run(tiny_runs, tmp_path, monkeypatch):
+    from mobile_sr import export
+
+    _, float_run, _ = tiny_runs
+    out = tmp_path / "huge.tflite"
+    # the x2 output of 20000x20000 holds 4.8e9 values, beyond LiteRT's 32-bit indexing
+    with pytest.raises(QuantizationError, match="input size 20000x20000 is too large.*smaller --input-size"):
+        export_run(run_dir=float_run, mode="float", input_size=(20000, 20000), out_path=out, log=lambda _: None)
+    # past that check, the interpreter's refusal names the real output and the size, not the staging file
+    monkeypatch.setattr(export, "MAX_TENSOR_VALUES", 2**62)
+    with pytest.raises(TFLiteError) as raised:
+        export_run(run_dir=float_run, mode="float", input_size=(100000, 100000), out_path=out, log=lambda _: None)
+    message = str(raised.value)
+    assert message.startswith(f"{out}: the LiteRT interpreter cannot run the exported model at input size 100000x100000")
+    assert "too large" in message and "partial" not in message and "re-export" not in message
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_latest_run_picks_the_newest(tiny_runs):
     root, _, qat_run = tiny_runs
     assert latest_run(root / "runs") == qat_run

@@ -9,11 +9,11 @@ import pytest
 
 from mobile_sr.backend import keras
 from mobile_sr.data.hdr import (
-    ExposureSettings, HDRScene, hdr_domain, load_exposure_stack, load_kalantari, load_kalantari_scene,
+    ExposureSettings, HDRScene, hdr_domain, load_exposure_stack, load_hdr_scenes, load_kalantari, load_kalantari_scene,
     network_inputs, read_radiance, synthetic_scenes, write_radiance,
 )
 from mobile_sr.data.locations import shared_datasets_dir
-from mobile_sr.errors import DatasetError, ImageError, MetricInputError
+from mobile_sr.errors import DatasetError, ImageError, MetricInputError, OutputError
 from mobile_sr.hdr_merge import merge_radiance, mertens_fusion
 from mobile_sr.metrics import inverse_mu_tonemap, mu_tonemap, psnr_l, psnr_mu, ssim_mu
 from mobile_sr.models import build_model, get_model_spec, make_config
@@ -89,6 +89,31 @@ def test_radiance_errors(tmp_path):
         write_radiance(tmp_path / "scene.png", np.ones((2, 2, 3), np.float32))
     with pytest.raises(ImageError, match="non-negative"):
         write_radiance(tmp_path / "scene.hdr", -np.ones((2, 2, 3), np.float32))
+    for suffix in (".hdr", ".exr"):
+        (tmp_path / f"empty{suffix}").write_bytes(b"")
+        with pytest.raises(ImageError, match=f"empty{suffix}: empty file"):
+            read_radiance(tmp_path / f"empty{suffix}")
+        with pytest.raises(OutputError, match="cannot create the folder"):
+            write_radiance(tmp_path / "broken.hdr" / "sub" / f"scene{suffix}", np.ones((2, 2, 3), np.float32))
+
+
+def test_kalantari_scene_with_an_empty_file_is_named(tmp_path):
+    for name in ("262A0001.tif", "HDRImg.hdr"):
+        folder = _write_kalantari_scene(tmp_path / name)
+        (folder / name).write_bytes(b"")
+        with pytest.raises(ImageError, match=f"{name}: empty file"):
+            load_kalantari_scene(folder)
+
+
+def test_missing_reference_says_how_to_merge_without_one(tmp_path):
+    folder = _write_kalantari_scene(tmp_path / "scene", reference=False)
+    with pytest.raises(DatasetError, match=r"HDRImg.hdr.*'mobile-sr merge'"):
+        load_kalantari_scene(folder)
+
+
+def test_empty_dataset_path_is_refused():
+    with pytest.raises(DatasetError, match="empty"):
+        load_hdr_scenes("", "val")
 
 
 def _write_kalantari_scene(folder, stops=("0", "2", "4"), exposures=3, reference=True):
@@ -120,6 +145,9 @@ def test_kalantari_layout(tmp_path):
     ({"stops": ("0", "two", "4")}, "exposure values"),
     ({"stops": ("0", "2")}, "found 2"),
     ({"reference": False}, "no HDRImg.hdr"),
+    ({"stops": ("0", "2", "inf")}, "must be finite"),
+    ({"stops": ("0", "nan", "4")}, "must be finite"),
+    ({"stops": ("0", "2", "2000")}, "at most 20 apart"),
 ])
 def test_malformed_kalantari_scene(tmp_path, breakage, message):
     folder = _write_kalantari_scene(tmp_path / "scene", **breakage)
@@ -143,6 +171,9 @@ def test_scene_checks_its_exposures():
         HDRScene("s", (ldr, ldr, ldr), (4.0, 1.0, 16.0))
     with pytest.raises(DatasetError, match="one H x W x 3 size"):
         HDRScene("s", (ldr, ldr, np.zeros((4, 5, 3), np.float32)), (1.0, 4.0, 16.0))
+    for times in ((1.0, 4.0, math.inf), (1.0, math.nan, 16.0)):
+        with pytest.raises(DatasetError, match="must be finite"):
+            HDRScene("s", (ldr, ldr, ldr), times)
 
 
 def test_synthetic_scenes_are_deterministic_and_ghost_only_off_reference():
@@ -171,6 +202,8 @@ def test_synthetic_scenes_are_deterministic_and_ghost_only_off_reference():
 def test_exposure_settings_are_checked():
     with pytest.raises(DatasetError, match="increasing EV"):
         ExposureSettings(stops=(0.0, 4.0, 2.0))
+    with pytest.raises(DatasetError, match="increasing EV"):
+        ExposureSettings(stops=(0.0, 2.0, math.inf))
     with pytest.raises(DatasetError, match="non-negative"):
         ExposureSettings(read_noise=-1.0)
 

@@ -1,3 +1,5 @@
+import os
+import warnings
 from pathlib import Path
 
 import cv2
@@ -5,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mobile_sr.errors import ImageError
-from mobile_sr.images import load_rgb, save_png
+from mobile_sr.errors import ImageError, OutputError
+from mobile_sr.images import atomic_write_bytes, check_output_path, load_rgb, load_rgb_unit, save_png
 
 
 def test_rgb_png_round_trip(tmp_path):
@@ -57,3 +59,48 @@ def test_not_an_image(tmp_path):
 def test_missing_file():
     with pytest.raises(ImageError, match="no such file"):
         load_rgb(Path("/nonexistent/a.png"))
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
+def test_empty_file_is_named(tmp_path, suffix):
+    (tmp_path / f"e{suffix}").write_bytes(b"")
+    with pytest.raises(ImageError, match=f"e{suffix}: empty file"):
+        load_rgb_unit(tmp_path / f"e{suffix}")
+
+
+def test_truncated_tiff_fails_without_pillow_warnings(tmp_path):
+    cv2.imwrite(str(tmp_path / "t.tif"), np.random.default_rng(0).integers(0, 65536, (64, 64, 3), dtype=np.uint16))
+    (tmp_path / "t.tif").write_bytes((tmp_path / "t.tif").read_bytes()[:20000])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(ImageError, match="t.tif: not a readable image"):
+            load_rgb(tmp_path / "t.tif")
+    assert not [w for w in caught if "EXIF" in str(w.message)]
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_written_files_get_the_umask_permissions(tmp_path, umask):
+    previous = os.umask(umask)
+    try:
+        atomic_write_bytes(tmp_path / "a.json", b"{}")
+        save_png(tmp_path / "b.png", np.zeros((2, 2, 3), np.uint8))
+    finally:
+        os.umask(previous)
+    for name in ("a.json", "b.png"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_unwritable_output_is_an_output_error(tmp_path):
+    (tmp_path / "file").write_text("x")
+    for path in (tmp_path / "file" / "sub" / "a.png", tmp_path / "file" / "a.png", tmp_path):
+        with pytest.raises(OutputError, match=str(path)):
+            check_output_path(path)
+        with pytest.raises(OutputError, match=str(path)):
+            atomic_write_bytes(path, b"x")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_check_output_path_leaves_nothing_behind(tmp_path):
+    check_output_path(tmp_path / "new" / "deeper" / "a.png")
+    check_output_path(tmp_path / "b.png")
+    assert not list(tmp_path.iterdir())

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from mobile_sr.errors import MetricInputError
-from mobile_sr.metrics import psnr, psnr_y, rgb_to_y, ssim, ssim_y, to_uint8
+from mobile_sr.metrics import min_image_side, psnr, psnr_y, rgb_to_y, ssim, ssim_y, to_uint8
 
 
 def test_identical_images():
@@ -58,3 +58,16 @@ def test_shave_larger_than_image():
 
 def test_to_uint8_rounds_and_clips():
     np.testing.assert_array_equal(to_uint8(np.array([-3.0, 0.4, 0.5, 254.6, 300.0])), [0, 0, 0, 255, 255])
+
+
+@pytest.mark.parametrize("shave", [2, 3, 4])
+def test_smallest_measurable_image(shave):
+    side = min_image_side(shave)
+    image = np.random.default_rng(0).integers(0, 256, (side, side, 3), dtype=np.uint8)
+    assert ssim_y(image, image, shave) == pytest.approx(1.0)
+    small = image[: side - 1]
+    with pytest.raises(MetricInputError, match=f"at least {side}x{side}"):
+        ssim_y(small, small, shave)
+    tiny = image[:4, :4]
+    with pytest.raises(MetricInputError, match=f"shave={shave} leaves nothing of a 4x4 image; .*at least {side}x{side}"):
+        psnr_y(tiny, tiny, shave)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from mobile_sr import runs
-from mobile_sr.errors import ConfigError, RunFolderError
+from mobile_sr.errors import ConfigError, DatasetError, RunFolderError
 from mobile_sr.runs import load_trained_model
 from mobile_sr.training import TrainConfig, train
 
@@ -146,7 +146,8 @@ def test_broken_run_folder(tmp_path):
 @pytest.mark.parametrize(
     "options,match",
     [({"steps": 0}, "steps"), ({"lr_schedule": "linear"}, "lr_schedule"), ({"scale": 5}, "scale"),
-     ({"l2_finetune_fraction": 1.5}, "l2_finetune"), ({"qat_rounding": "stochastic"}, "qat_rounding")],
+     ({"l2_finetune_fraction": 1.5}, "l2_finetune"), ({"qat_rounding": "stochastic"}, "qat_rounding"),
+     ({"seed": -5}, "seed")],
 )
 def test_invalid_training_config(options, match):
     with pytest.raises(ConfigError, match=match):
@@ -182,3 +183,114 @@ def test_structure_texture_needs_the_two_branches(hr_folder, tmp_path):
     config = TrainConfig(data=str(hr_folder), steps=1, structure_texture=True, **{**TINY, "validations": 1})
     with pytest.raises(ConfigError, match="attention_sr"):
         train(config, run_dir=tmp_path / "run", log=lambda _: None)
+
+
+@pytest.fixture
+def run_copy(trained_run, tmp_path):
+    """A copy of the trained run that a test may change or break."""
+    import shutil
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(trained_run[0], run_dir)
+    return run_dir
+
+
+def test_resume_from_the_command_line_keeps_the_run_model(run_copy):
+    from click.testing import CliRunner
+
+    from mobile_sr.cli import main
+
+    stored = runs.read_run_config(run_copy)
+    steps = stored["train"]["steps"] + 2
+    # the README's form: the command's defaults (scsrn x3, 32 channels) must not replace the run's model
+    result = CliRunner().invoke(main, ["train", "--out", str(run_copy), "--resume", "--steps", str(steps)])
+    assert result.exit_code == 0, result.output
+    assert json.loads((run_copy / runs.SUMMARY_FILE).read_text())["steps"] == steps
+    assert runs.read_run_config(run_copy) == {**stored, "train": {**stored["train"], "steps": steps}}
+
+
+def test_resume_refuses_settings_it_would_not_use(run_copy):
+    from click.testing import CliRunner
+
+    from mobile_sr.cli import main
+
+    before = (run_copy / runs.CONFIG_FILE).read_text()
+    result = CliRunner().invoke(main, ["train", "--out", str(run_copy), "--resume", "--data", "default", "--scale", "3"])
+    assert result.exit_code == 2 and "drop --data, --scale" in result.output
+    assert (run_copy / runs.CONFIG_FILE).read_text() == before
+
+
+@pytest.mark.parametrize("config,match", [
+    ([], "not a JSON object"), ({"model": "scsrn", "model_config": [1]}, "'model_config' is missing or not a mapping"),
+    ({"model": "scsrn", "model_config": "x"}, "'model_config'"), ({"model": "scsrn", "model_config": 5}, "'model_config'"),
+    ({"model": "scsrn", "model_config": {"scale": 2}}, "'train' is missing"),
+    ({"model": "scsrn", "model_config": {"scale": 2}, "train": {"model": "scsrn"}}, "'train' lacks data"),
+])
+def test_damaged_run_config_is_refused_by_name(tmp_path, config, match):
+    (tmp_path / runs.CONFIG_FILE).write_text(json.dumps(config))
+    with pytest.raises(RunFolderError, match=f"{runs.CONFIG_FILE}: damaged.*{match}.*retrain or restore"):
+        runs.read_run_config(tmp_path)
+
+
+def test_unreadable_run_config_and_a_file_for_a_run(tmp_path):
+    (tmp_path / runs.CONFIG_FILE).mkdir()
+    with pytest.raises(RunFolderError, match="cannot be read"):
+        load_trained_model(tmp_path)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(RunFolderError, match="is a file, not a run folder"):
+        load_trained_model(tmp_path / "file")
+
+
+def test_damaged_or_foreign_checkpoint_gives_a_run_folder_error(run_copy):
+    (run_copy / runs.WEIGHTS_FILE).unlink()  # the latest checkpoint is then what loads
+    config = runs.read_run_config(run_copy)
+    config["model_config"]["channels"] = config["train"]["model_options"]["channels"] = 4
+    runs.write_json(run_copy / runs.CONFIG_FILE, config)
+    with pytest.raises(RunFolderError, match="cannot be restored.*--overwrite"):
+        load_trained_model(run_copy)
+    with pytest.raises(RunFolderError, match="cannot be restored.*--overwrite"):
+        train(TrainConfig(), run_dir=run_copy, resume=True, log=lambda _: None)
+    for data in (run_copy / runs.CHECKPOINT_DIR).glob("*.data-*"):
+        data.write_bytes(data.read_bytes()[:100])
+    with pytest.raises(RunFolderError, match="cannot be restored"):
+        load_trained_model(run_copy)
+
+
+def test_resume_drops_a_cut_last_metrics_line_and_refuses_a_bad_one(run_copy):
+    metrics = run_copy / runs.METRICS_FILE
+    lines = metrics.read_text().splitlines()
+    metrics.write_text("\n".join(lines) + '\n{"step": 9')  # a crash mid-write
+    steps = runs.read_run_config(run_copy)["train"]["steps"] + 1
+    train(TrainConfig(steps=steps), run_dir=run_copy, resume=True, log=lambda _: None)
+    assert all(isinstance(json.loads(line), dict) for line in metrics.read_text().splitlines())
+    metrics.write_text("garbage\n" + metrics.read_text())
+    with pytest.raises(RunFolderError, match=f"{runs.METRICS_FILE}: line 1 "):
+        train(TrainConfig(steps=steps + 1), run_dir=run_copy, resume=True, log=lambda _: None)
+
+
+def test_nothing_is_written_when_the_data_or_the_folder_fails(tmp_path, trained_run):
+    with pytest.raises(DatasetError):
+        train(TrainConfig(data=str(tmp_path / "none"), steps=1, **TINY), run_dir=tmp_path / "run", log=lambda _: None)
+    assert not (tmp_path / "run").exists()
+    (tmp_path / "file").write_text("")
+    with pytest.raises(RunFolderError, match="file is a file.*--out"):
+        train(TrainConfig(data=trained_run[2].data, steps=1, **TINY), run_dir=tmp_path / "file" / "run", log=lambda _: None)
+
+
+def test_qat_of_the_current_folder_and_with_bad_data(run_copy, monkeypatch):
+    from click.testing import CliRunner
+
+    from mobile_sr.cli import main
+
+    result = CliRunner().invoke(main, ["qat", "--run", str(run_copy), "--steps", "1", "--data", str(run_copy / "none")])
+    assert result.exit_code == 1 and not run_copy.with_name("run-qat").exists()
+    monkeypatch.chdir(run_copy)
+    result = CliRunner().invoke(main, ["qat", "--run", ".", "--steps", "1"])
+    assert result.exit_code == 0, result.output
+    assert (run_copy.with_name("run-qat") / runs.WEIGHTS_FILE).is_file()
+    result = CliRunner().invoke(main, ["qat", "--run", ".", "--resume", "--steps", "2"])  # a finished QAT run goes on
+    assert result.exit_code == 0, result.output
+    summary = (run_copy.with_name("run-qat") / runs.SUMMARY_FILE).read_text()
+    result = CliRunner().invoke(main, ["qat", "--run", ".", "--resume", "--steps", "2"])
+    assert result.exit_code == 1 and "whole budget" in result.output
+    assert (run_copy.with_name("run-qat") / runs.SUMMARY_FILE).read_text() == summary

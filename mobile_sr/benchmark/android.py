@@ -34,6 +34,7 @@ PUSH_TIMEOUT_S = 300.0  # a large model over a slow USB link
 # initialization (GPU shader compilation can take tens of seconds) and slack.
 RUN_TIMEOUT_S = 420.0
 LOGCAT_POLL_S = 2.0
+PROGRESS_S = 30.0  # how often a run of the APK, which prints nothing until it ends, says it is still waiting
 
 _DELEGATE_FLAGS = {
     "cpu": ["--use_xnnpack=false"],  # the tool applies XNNPACK by default; plain CPU kernels need this
@@ -128,8 +129,8 @@ def _check_state(serial: str, state: str) -> None:
         raise AndroidBenchError(f"device {serial} is offline: reconnect the USB cable or run 'adb reconnect', "
                                 "then retry")
     if state.startswith("no permissions"):
-        raise AndroidBenchError(f"adb has no permission to open device {serial}: set up udev rules "
-                                "(https://developer.android.com/studio/run/device) and replug it")
+        raise AndroidBenchError(f"adb has no permission to open device {serial} ('{state}'): set up udev rules "
+                                "(https://developer.android.com/studio/run/device), replug it and run 'adb kill-server'")
     raise AndroidBenchError(f"device {serial} is '{state}', not ready; wait until 'adb devices' shows it as 'device'")
 
 
@@ -175,6 +176,17 @@ def device_info(*, adb: str, serial: str) -> dict:
         "abi": abi,
         "abilist": (prop("ro.product.cpu.abilist") or abi or "").split(","),
     }
+
+
+def _describe_device(device: dict) -> str:
+    """``Google Pixel 7, Android 14 (SDK 34), SoC gs201, arm64-v8a``, leaving out what getprop did not say."""
+    name = " ".join(device[key] for key in ("manufacturer", "model") if device[key]) or "unknown model"
+    version, sdk = device["android_version"], device["sdk"]
+    android = f"Android {version}" if version else ""
+    if sdk is not None:
+        android = f"{android} (SDK {sdk})" if android else f"SDK {sdk}"
+    soc = f"SoC {device['soc']}" if device["soc"] else ""
+    return ", ".join(part for part in (name, android, soc, device["abi"]) if part)
 
 
 # --- parsing benchmark_model output ---------------------------------------------------------
@@ -424,11 +436,21 @@ def _apk_finished(text: str, op_profiling: bool) -> bool:
     return not op_profiling or bool(re.search(r"Operator-wise Profiling Info[\s\S]*nodes observed", text))
 
 
-def _run_apk(adb: str, serial: str, args: list[str], *, op_profiling: bool) -> str:
+def _run_apk(adb: str, serial: str, args: list[str], *, op_profiling: bool, log: Callable[[str], None]) -> str:
     _adb(adb, serial, "logcat", "-c")  # so only this run's lines are read back
     # adb joins its arguments for the device shell, which then sees --es args "--graph=... ..."
-    _adb(adb, serial, "shell", "am", "start", "-S", "-n", APK_ACTIVITY, "--es", "args", f'"{" ".join(args)}"')
-    deadline = time.monotonic() + RUN_TIMEOUT_S
+    started = _adb(adb, serial, "shell", "am", "start", "-S", "-n", APK_ACTIVITY, "--es", "args", f'"{" ".join(args)}"',
+                   check=False)
+    # older Androids exit 0 from am even when the activity does not start, and say so in its output
+    complaints = [line.strip() for line in (started.stdout + "\n" + started.stderr).splitlines()
+                  if line.strip().startswith(("Error", "Exception", "java.lang."))]
+    complaint = complaints[-1] if complaints else None  # "Error type 3" comes first, the reason last
+    if started.returncode != 0 or complaint:
+        raise AndroidBenchError(f"the benchmark APK did not start on {serial} ({complaint or _last_line(started)}); "
+                                f"reinstall it with 'adb install -r -d -g android_aarch64_benchmark_model.apk' and check "
+                                f"that 'adb shell am start -n {APK_ACTIVITY}' opens it")
+    start = time.monotonic()
+    deadline, next_progress = start + RUN_TIMEOUT_S, start + PROGRESS_S
     while True:
         text = _adb(adb, serial, "logcat", "-d", "-s", "tflite").stdout
         if _apk_finished(text, op_profiling):
@@ -439,6 +461,10 @@ def _run_apk(adb: str, serial: str, args: list[str], *, op_profiling: bool) -> s
                 return text
             raise AndroidBenchError(f"the benchmark APK logged no result within {RUN_TIMEOUT_S:.0f} s on {serial}; "
                                     "keep the phone unlocked and check 'adb logcat -s tflite'")
+        if time.monotonic() >= next_progress:
+            log(f"waiting for the benchmark APK on {serial}: {time.monotonic() - start:.0f} s so far, "
+                f"giving up in {deadline - time.monotonic():.0f} s")
+            next_progress += PROGRESS_S
         time.sleep(LOGCAT_POLL_S)
 
 
@@ -515,8 +541,7 @@ def benchmark_on_android(*, models: list[Path], delegate: str = "cpu", threads: 
     adb = find_adb(adb)
     serial = select_device(adb=adb, serial=serial)
     device = device_info(adb=adb, serial=serial)
-    log(f"{serial}: {device['manufacturer']} {device['model']}, Android {device['android_version']} "
-        f"(SDK {device['sdk']}), SoC {device['soc']}, {device['abi']}")
+    log(f"{serial}: {_describe_device(device)}")
     if binary is not None:
         _check_binary_abi(binary, device)
         _adb(adb, serial, "push", str(binary), REMOTE_BINARY, timeout=PUSH_TIMEOUT_S)
@@ -537,7 +562,7 @@ def benchmark_on_android(*, models: list[Path], delegate: str = "cpu", threads: 
                               warmup_runs=warmup_runs, nnapi_accelerator=nnapi_accelerator, op_profiling=op_profiling)
             log(f"{model.name}: {delegate}, {count} thread(s), {runs} runs ...")
             if use_apk:
-                output = _run_apk(adb, serial, args, op_profiling=op_profiling)
+                output = _run_apk(adb, serial, args, op_profiling=op_profiling, log=log)
             else:
                 output = _run_binary(adb, serial, args)
             parsed = parse_benchmark_output(output)

@@ -26,7 +26,7 @@ from typing import Callable
 import numpy as np
 
 from mobile_sr.errors import TFLiteError
-from mobile_sr.tflite import load_interpreter
+from mobile_sr.tflite import is_dynamic, load_interpreter
 
 AGREEMENT_TOLERANCE = 0.10
 
@@ -89,6 +89,13 @@ def count_macs(path: Path) -> int:
     return total
 
 
+def _require_fixed_size(path: Path) -> None:
+    """Refuse a model exported with a dynamic input size: the interpreter would time it at 1x1."""
+    if any(is_dynamic(detail) for detail in load_interpreter(path, expect=None).get_input_details()):
+        raise TFLiteError(f"{path} has a dynamic input size, which would be timed at 1x1; "
+                          "export it with a fixed --input-size (e.g. 360x640) to benchmark it")
+
+
 def _run_worker(path: Path, *, threads: int, xnnpack: bool, runs: int, warmup: int, seconds: float | None) -> dict:
     command = [sys.executable, "-m", "mobile_sr.benchmark.host_worker", str(path), "--threads", str(threads),
                "--xnnpack", str(int(xnnpack)), "--runs", str(runs), "--warmup", str(warmup)]
@@ -124,9 +131,12 @@ def benchmark_host(
     warmup: int = 3, seconds: float | None = None, cross_check: bool = True, log: Callable[[str], None] = print,
 ) -> list[dict]:
     """Time every model at every thread count (and XNNPACK setting); one result dict each."""
+    models = [Path(path) for path in models]
+    for path in models:  # every model before timing any
+        _require_fixed_size(path)
     host = host_info()
     results = []
-    for path in map(Path, models):
+    for path in models:
         macs = count_macs(path)
         for use_xnnpack in xnnpack:
             for thread_count in threads:
@@ -218,6 +228,7 @@ def op_profile(path: Path, *, threads: int = 1, runs: int = 15, warmup: int = 2,
     """
     from ai_edge_litert.tools import flatbuffer_utils
 
+    _require_fixed_size(path)
     model = flatbuffer_utils.read_model(str(path))
     subgraph = model.subgraphs[0]
     operators = list(subgraph.operators)

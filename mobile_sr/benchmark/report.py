@@ -5,6 +5,7 @@ trades 0.5 dB of PSNR for half the runtime."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from mobile_sr.errors import MobileSRError
@@ -18,16 +19,28 @@ def challenge_score(psnr_db: float, latency_ms: float) -> float:
     return 2.0 ** (2.0 * psnr_db) / (SCORE_CONSTANT * latency_ms / 1000.0)
 
 
+_EVAL_REPORT = ("an SR eval report holds an object (or a list of them, one per scale) with \"model\", \"dataset\" "
+                "and \"mean_psnr_y\" (dB, a number >= 0); write one with 'mobile-sr eval --tflite MODEL --json FILE'")
+
+
 def load_psnr(eval_jsons: list[Path]) -> dict[str, dict]:
     """``{model stem: {"psnr": dB, "dataset": name}}`` from ``mobile-sr eval --json`` outputs."""
     table = {}
     for path in map(Path, eval_jsons):
         try:
             reports = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise MobileSRError(f"{path}: not an eval report ({exc}); write one with 'mobile-sr eval --json'") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise MobileSRError(f"{path}: not an eval report ({exc}); {_EVAL_REPORT}") from None
+        if reports == []:
+            raise MobileSRError(f"{path}: holds no eval report (an empty list); {_EVAL_REPORT}")
         for report in reports if isinstance(reports, list) else [reports]:
-            table[Path(report["model"]).stem] = {"psnr": report["mean_psnr_y"], "dataset": report["dataset"]}
+            psnr = report.get("mean_psnr_y") if isinstance(report, dict) else None
+            # 8-bit PSNR stays far below 500 dB, where the score's 2^(2 PSNR) overflows (inf: identical images)
+            valid = (isinstance(report, dict) and isinstance(report.get("model"), str) and isinstance(report.get("dataset"), str)
+                     and isinstance(psnr, (int, float)) and not isinstance(psnr, bool) and (0 <= psnr < 500 or psnr == math.inf))
+            if not valid:
+                raise MobileSRError(f"{path}: not an eval report (got {json.dumps(report)[:80]}); {_EVAL_REPORT}")
+            table[Path(report["model"]).stem] = {"psnr": float(report["mean_psnr_y"]), "dataset": report["dataset"]}
     return table
 
 

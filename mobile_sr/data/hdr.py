@@ -15,11 +15,12 @@ from mobile_sr.data.locations import default_photos, resolve_dataset
 from mobile_sr.data.sr import find_images
 from mobile_sr.errors import DatasetError, ImageError
 from mobile_sr.hdr_protocol import EXPOSURES, GAMMA, REFERENCE_EXPOSURE
-from mobile_sr.images import atomic_write_bytes, load_rgb, load_rgb_unit
+from mobile_sr.images import atomic_write_bytes, check_output_path, load_rgb, load_rgb_unit
 from mobile_sr.metrics import mu_tonemap
 
 RADIANCE_EXTENSIONS = (".hdr", ".exr")
 LDR_EXTENSIONS = (".tif", ".tiff", ".png")
+MAX_EV_SPAN = 20.0  # wider than any real bracket; keeps the exposure times 2^EV finite
 
 
 def read_radiance(path: str | os.PathLike) -> np.ndarray:
@@ -28,6 +29,8 @@ def read_radiance(path: str | os.PathLike) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise ImageError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise ImageError(f"{path}: empty file (0 bytes); re-copy or re-export it, or remove it")
     suffix = path.suffix.lower()
     if suffix == ".hdr":
         pixels = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
@@ -66,6 +69,7 @@ def write_radiance(path: str | os.PathLike, rgb: np.ndarray) -> None:
     elif suffix == ".exr":
         import OpenEXR
 
+        check_output_path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f".{path.name}.partial.exr")
         header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
@@ -96,8 +100,9 @@ class HDRScene:
         shapes = {ldr.shape for ldr in self.ldrs} | ({self.hdr.shape} if self.hdr is not None else set())
         if len(shapes) != 1 or next(iter(shapes))[2:] != (3,):
             raise DatasetError(f"{self.name}: exposures and reference must share one H x W x 3 size, got {sorted(shapes)}")
-        if list(self.exposure_times) != sorted(self.exposure_times) or min(self.exposure_times) <= 0:
-            raise DatasetError(f"{self.name}: exposure times must be positive and ordered short to long, "
+        if (not np.isfinite(self.exposure_times).all() or list(self.exposure_times) != sorted(self.exposure_times)
+                or min(self.exposure_times) <= 0):
+            raise DatasetError(f"{self.name}: exposure times must be finite, positive and ordered short to long, "
                                f"got {self.exposure_times}")
 
 
@@ -119,6 +124,9 @@ def _read_exposure_values(path: Path) -> list[float]:
         raise DatasetError(f"{path}: expected {EXPOSURES} exposure values in EV stops, one per line") from None
     if len(values) != EXPOSURES:
         raise DatasetError(f"{path}: expected {EXPOSURES} exposure values in EV stops, found {len(values)}")
+    if not np.isfinite(values).all() or np.ptp(values) > MAX_EV_SPAN:
+        raise DatasetError(f"{path}: exposure values must be finite EV stops at most {MAX_EV_SPAN:g} apart, got "
+                           f"{' '.join(map(str, values))}; write the exposures' real EV values, one per line")
     return values
 
 
@@ -139,7 +147,9 @@ def load_kalantari_scene(folder: str | os.PathLike, *, require_reference: bool =
                            f"found {len(ldr_paths)}: {', '.join(p.name for p in ldr_paths) or 'none'}")
     reference_path = folder / "HDRImg.hdr"
     if require_reference and not reference_path.is_file():
-        raise DatasetError(f"{folder}: no HDRImg.hdr reference; pass require_reference=False to merge without one")
+        raise DatasetError(f"{folder}: no HDRImg.hdr; scoring or training on a Kalantari scene needs its reference "
+                           f"radiance map at {reference_path}. To merge exposures that have no reference, use "
+                           "'mobile-sr merge' (from Python: require_reference=False)")
     times = tuple(float(2.0 ** (stop - min(stops))) for stop in stops)
     return HDRScene(
         name=folder.name,
@@ -202,7 +212,8 @@ class ExposureSettings:
     moving_objects: int = 2
 
     def __post_init__(self) -> None:
-        if len(self.stops) != EXPOSURES or list(self.stops) != sorted(self.stops) or self.stops[0] != 0:
+        if (len(self.stops) != EXPOSURES or not np.isfinite(self.stops).all() or list(self.stops) != sorted(self.stops)
+                or self.stops[0] != 0):
             raise DatasetError(f"stops must be {EXPOSURES} increasing EV values starting at 0, got {self.stops}")
         if min(self.read_noise, self.shot_noise, self.max_shift, self.max_rotation, self.moving_objects) < 0:
             raise DatasetError("noise, motion and moving_objects must be non-negative")
@@ -319,6 +330,9 @@ def load_hdr_scenes(source: str | os.PathLike, split: str, *, seed: int = 0) -> 
     at least one per photo up to ``MAX_TRAIN_SCENES``)."""
     if split not in DEFAULT_SCENES:
         raise ValueError(f"split must be one of {sorted(DEFAULT_SCENES)}, got {split!r}")
+    if not str(source).strip():
+        raise DatasetError("the dataset is an empty string; pass a Kalantari root, a folder of photos or radiance "
+                           "maps, or 'default'")
     name, folder = resolve_dataset(str(source))
     size = DEFAULT_VAL_SIZE if split == "val" else None
     seed = seed + (1000 if split == "val" else 0)

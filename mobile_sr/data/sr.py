@@ -12,6 +12,7 @@ Three sources, all giving :class:`SRPair` lists held in memory:
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -21,8 +22,9 @@ import cv2
 import numpy as np
 
 from mobile_sr.data.locations import default_photos, resolve_dataset
-from mobile_sr.errors import DatasetError, ImageError
+from mobile_sr.errors import DatasetError, ImageError, OutputError
 from mobile_sr.images import IMAGE_EXTENSIONS, load_rgb, save_png
+from mobile_sr.metrics import min_image_side
 from mobile_sr.resize import bicubic_downscale, modcrop
 
 SUPPORTED_SCALES = (2, 3, 4)
@@ -85,9 +87,19 @@ def _cached_bicubic_lr(path: Path, hr: np.ndarray, scale: int, cache_dir: Path |
     lr = bicubic_downscale(hr, scale)
     try:
         save_png(cached, lr)
-    except OSError:
+    except OutputError:
         pass  # a read-only cache only costs the resize next time
     return lr
+
+
+def _check_evaluable(path: Path, hr: np.ndarray, scale: int) -> None:
+    """Refuse an HR image (already cropped to a multiple of ``scale``) that PSNR/SSIM-Y cannot
+    measure once evaluation has shaved ``scale`` border pixels."""
+    if min(hr.shape[:2]) < min_image_side(scale):
+        side = math.ceil(min_image_side(scale) / scale) * scale
+        raise ImageError(f"{path}: {hr.shape[1]}x{hr.shape[0]} (cropped to a multiple of {scale}) is too small "
+                         f"to evaluate at x{scale}; images must be at least {side}x{side} pixels: remove it or "
+                         "use a larger image")
 
 
 def load_hr_folder(folder: Path, scale: int, cache_dir: Path | None = None) -> list[SRPair]:
@@ -96,8 +108,7 @@ def load_hr_folder(folder: Path, scale: int, cache_dir: Path | None = None) -> l
     pairs = []
     for path in find_images(folder):
         hr = modcrop(load_rgb(path), scale)
-        if min(hr.shape[:2]) < scale:
-            raise ImageError(f"{path}: {hr.shape[1]}x{hr.shape[0]} is too small for x{scale}")
+        _check_evaluable(path, hr, scale)
         lr = _cached_bicubic_lr(path, hr, scale, cache_dir)
         name = str(path.relative_to(folder).with_suffix(""))
         pairs.append(SRPair(name=name, lr=lr, hr=hr, scale=scale))
@@ -114,7 +125,10 @@ def load_div2k(root: Path, scale: int, split: str = "train") -> list[SRPair]:
     hr_dir = root / f"DIV2K_{split}_HR"
     lr_dir = root / f"DIV2K_{split}_LR_bicubic" / f"X{scale}"
     if not hr_dir.is_dir():
-        raise DatasetError(f"{root}: DIV2K layout without {hr_dir.name}/; expected it next to the LR folder")
+        other = next((root / f"DIV2K_{s}_HR" for s in ("train", "valid") if (root / f"DIV2K_{s}_HR").is_dir()), None)
+        alternative = f", or pass {other} itself to use its HR images with bicubic LR" if other else ""
+        raise DatasetError(f"{root}: DIV2K root without {hr_dir.name}/, which its {split} split needs; add "
+                           f"{hr_dir} (and {lr_dir}){alternative}")
     if not lr_dir.is_dir():
         raise DatasetError(
             f"{root}: {lr_dir.relative_to(root)} is missing; add the official x{scale} LR images "
@@ -126,7 +140,13 @@ def load_div2k(root: Path, scale: int, split: str = "train") -> list[SRPair]:
         if not lr_path.is_file():
             raise DatasetError(f"{lr_path}: missing LR image for {hr_path.name}")
         lr = load_rgb(lr_path)
-        hr = load_rgb(hr_path)[: lr.shape[0] * scale, : lr.shape[1] * scale]
+        hr = load_rgb(hr_path)
+        if hr.shape[0] < lr.shape[0] * scale or hr.shape[1] < lr.shape[1] * scale:
+            raise DatasetError(f"{lr_path}: this {lr.shape[1]}x{lr.shape[0]} LR image is not the x1/{scale} of its "
+                               f"{hr.shape[1]}x{hr.shape[0]} HR image {hr_path}; replace it with the official "
+                               f"DIV2K x{scale} LR image")
+        hr = hr[: lr.shape[0] * scale, : lr.shape[1] * scale]
+        _check_evaluable(hr_path, hr, scale)
         pairs.append(SRPair(name=hr_path.stem, lr=lr, hr=hr, scale=scale))
     return pairs
 
@@ -151,6 +171,8 @@ def load_sr_pairs(
     """
     if split not in ("train", "val"):
         raise ValueError(f"split must be 'train' or 'val', got {split!r}")
+    if not str(source).strip():
+        raise DatasetError("the dataset is an empty string; pass a folder of HR images, a DIV2K root or 'default'")
     name, folder = resolve_dataset(str(source))
     if folder is None:
         return name, load_default_photos(scale, split)

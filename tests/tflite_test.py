@@ -1,0 +1,136 @@
+"""TFLiteUpscaler's tiling and checks, and upscale_path's guards against overwriting, on tiny
+untrained float models (dynamic-size and fixed-size)."""
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from mobile_sr.cli import main
+from mobile_sr.errors import ImageError, TFLiteError
+from mobile_sr.export import convert
+from mobile_sr.images import load_rgb, save_png
+from mobile_sr.models import build_model, make_config
+from mobile_sr.tflite import TFLiteUpscaler, _spans
+from mobile_sr.upscale import upscale_path
+
+from conftest import textured_image
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """x2 SCSRN (receptive radius 3) at a dynamic size, at 16x16 and at 3x3; a x1 and a x1.5 graph."""
+    from mobile_sr.backend import keras
+
+    root = tmp_path_factory.mktemp("tflite")
+    sr = build_model("scsrn", make_config("scsrn", scale=2, channels=8, feature_convs=2))
+    paths = {}
+    for name, size in (("dynamic", None), ("fixed16", (16, 16)), ("fixed3", (3, 3))):
+        paths[name] = root / f"{name}.tflite"
+        paths[name].write_bytes(convert(sr, mode="float", input_size=size))
+    image = keras.Input((None, None, 3))
+    same = keras.Model(image, keras.layers.Conv2D(3, 3, padding="same")(image))
+    paths["x1"] = root / "x1.tflite"
+    paths["x1"].write_bytes(convert(same, mode="float", input_size=(8, 8)))
+    image = keras.Input((None, None, 3))
+    odd = keras.Model(image, keras.layers.Cropping2D(((0, 1), (0, 1)))(keras.layers.UpSampling2D(2)(image)))
+    paths["odd"] = root / "odd.tflite"
+    paths["odd"].write_bytes(convert(odd, mode="float", input_size=(8, 8)))
+    return paths
+
+
+@pytest.mark.parametrize("length,tile,overlap", [(53, 20, 8), (61, 16, 4), (17, 16, 4), (100, 9, 4), (5, 20, 8), (40, 4, 1)])
+def test_tile_spans_partition_the_image(length, tile, overlap):
+    spans = _spans(length, tile, overlap)
+    assert spans[0][1] == 0 and spans[-1][2] == length
+    for (start, begin, end), following in zip(spans, spans[1:] + [None]):
+        assert start <= begin < end <= start + min(tile, length)
+        if following is not None:
+            assert following[1] == end  # no gap, no overlap between kept parts
+            assert end - following[0] >= overlap and start + tile - end >= overlap
+
+
+def test_auto_tiles_of_a_dynamic_model_match_the_whole_image(models):
+    lr = textured_image(53, 61, seed=3)
+    whole = TFLiteUpscaler(models["dynamic"]).upscale_float(lr)
+    assert whole.shape == (106, 122, 3) and whole.max() > 0.1
+    # a 400-pixel budget: 20x20 tiles, overlap 8
+    np.testing.assert_allclose(TFLiteUpscaler(models["dynamic"], max_pixels=400).upscale_float(lr), whole, atol=1e-4)
+    np.testing.assert_allclose(TFLiteUpscaler(models["dynamic"], tile=True, max_pixels=400).upscale_float(lr), whole, atol=1e-4)
+
+
+def test_small_fixed_model_tiles_with_a_fitting_overlap(models):
+    lr = textured_image(53, 61, seed=4)
+    whole = TFLiteUpscaler(models["fixed16"]).upscale_float(lr)
+    assert whole.max() > 0.1
+    tiled = TFLiteUpscaler(models["fixed16"], tile=True)  # overlap 8 cannot fit 16 pixels: 4 is used
+    np.testing.assert_allclose(tiled.upscale_float(lr), whole, atol=1e-4)
+    # over the pixel budget: tiles of the budget's size, not of the model's 16x16
+    np.testing.assert_allclose(TFLiteUpscaler(models["fixed16"], max_pixels=900).upscale_float(lr), whole, atol=1e-4)
+    with pytest.raises(TFLiteError, match="fixed 3x3 input is too small .* without --tile"):
+        TFLiteUpscaler(models["fixed3"], tile=True)
+
+
+def test_model_checks_name_the_problem_in_plain_shapes(models, tmp_path):
+    with pytest.raises(TFLiteError, match="scale is 1 .*1x8x8x3.*not an upscaler"):
+        TFLiteUpscaler(models["x1"])
+    with pytest.raises(TFLiteError, match=r"output 1x15x15x3 is not an integer multiple of its input 1x8x8x3;"):
+        TFLiteUpscaler(models["odd"])
+    with pytest.raises(TFLiteError, match="is a folder; give the .tflite file"):
+        TFLiteUpscaler(tmp_path)
+
+
+def test_cli_refuses_a_x1_model_and_a_folder_as_model(models, tmp_path):
+    save_png(tmp_path / "hr" / "a.png", textured_image(24, 24))
+    runner = CliRunner()
+    for command in (["upscale", "--tflite", str(models["x1"]), str(tmp_path / "hr" / "a.png"), str(tmp_path / "up.png")],
+                    ["eval", "--tflite", str(models["x1"]), "--data", str(tmp_path / "hr")]):
+        result = runner.invoke(main, command)
+        assert result.exit_code == 1 and "the model's scale is 1" in result.output, result.output
+    result = runner.invoke(main, ["upscale", "--tflite", str(tmp_path), str(tmp_path / "hr"), str(tmp_path / "out")])
+    assert result.exit_code == 1 and "is a folder" in result.output
+    assert not (tmp_path / "up.png").exists() and not (tmp_path / "out").exists()
+
+
+def test_cli_tile_with_a_dynamic_model(models, tmp_path):
+    save_png(tmp_path / "a.png", textured_image(30, 40))
+    result = CliRunner().invoke(main, ["upscale", "--tflite", str(models["dynamic"]), "--tile", str(tmp_path / "a.png"),
+                                       str(tmp_path / "up.png")])
+    assert result.exit_code == 0, result.output
+    assert load_rgb(tmp_path / "up.png").shape == (60, 80, 3)
+
+
+def _upscale(models, source, destination):
+    return list(upscale_path(tflite_path=models["dynamic"], source=source, destination=destination))
+
+
+def test_upscale_never_overwrites_an_input(models, tmp_path):
+    folder = tmp_path / "photos"
+    save_png(folder / "a.png", textured_image(12, 12))
+    original = (folder / "a.png").read_bytes()
+    with pytest.raises(ImageError, match="is the folder being upscaled"):
+        _upscale(models, folder, tmp_path / "photos" / ".." / "photos")
+    with pytest.raises(ImageError, match="one of the input images"):
+        _upscale(models, folder / "a.png", folder)
+    with pytest.raises(ImageError, match="one of the input images"):
+        _upscale(models, folder / "a.png", folder / "a.png")
+    assert (folder / "a.png").read_bytes() == original
+
+
+def test_upscale_refuses_two_inputs_with_one_output_before_writing(models, tmp_path):
+    folder = tmp_path / "photos"
+    save_png(folder / "a.png", textured_image(12, 12))
+    (folder / "a.jpg").write_bytes((folder / "a.png").read_bytes())
+    with pytest.raises(ImageError, match="a.jpg and .*a.png would both be written to .*a.png; rename one"):
+        _upscale(models, folder, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_upscale_reads_every_input_before_writing(models, tmp_path):
+    folder = tmp_path / "photos"
+    save_png(folder / "a.png", textured_image(12, 12))
+    (folder / "b.png").write_text("not an image")
+    with pytest.raises(ImageError, match="b.png"):
+        _upscale(models, folder, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    (folder / "b.png").unlink()
+    assert _upscale(models, folder, tmp_path / "out") == [tmp_path / "out" / "a.png"]
