@@ -1,8 +1,8 @@
 """The ``mobile-sr`` command: a thin click group; each command hands off to a library function.
 
-Library errors (:class:`MobileSRError`) become a one-line ``Error: ...`` and exit code 1; usage
-errors exit with 2 (click's convention). TensorFlow is imported only inside the commands that
-need it, so ``--help`` answers at once.
+Library errors (:class:`MobileSRError`) become a one-line ``Error: ...`` and exit code 1 (130 for
+an interrupted training run, as for Ctrl-C); usage errors exit with 2 (click's convention).
+TensorFlow is imported only inside the commands that need it, so ``--help`` answers at once.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except MobileSRError as exc:
             click.echo(f"Error: {exc}", err=True)
-            sys.exit(1)
+            sys.exit(getattr(exc, "exit_code", 1))
         except KeyboardInterrupt:
             click.echo("Error: interrupted", err=True)
             sys.exit(130)
@@ -37,12 +37,22 @@ def _parse_scales(_ctx, _param, value: str | None) -> list[int] | None:
     if value is None:
         return None
     try:
-        scales = [int(part) for part in value.split(",") if part.strip()]
+        scales = list(dict.fromkeys(int(part) for part in value.split(",") if part.strip()))  # 2,2 scores once
     except ValueError:
         raise click.BadParameter(f"'{value}' is not a comma-separated list of integers, e.g. 2,3,4") from None
     if not scales or any(s not in (2, 3, 4) for s in scales):
         raise click.BadParameter(f"scales must be 2, 3 or 4, got '{value}'")
     return scales
+
+
+def _cap_threads(_ctx, _param, value: int | None) -> int | None:
+    """Refuse a --threads above MAX_THREADS (imported here: mobile_sr.tflite imports numpy)."""
+    from mobile_sr.tflite import MAX_THREADS
+
+    if value is not None and value > MAX_THREADS:
+        raise click.BadParameter(f"{value} is more than {MAX_THREADS} threads, the most mobile-sr takes (4 per core, at "
+                                 "least 256): more only contend for the cores, and tens of thousands crash LiteRT")
+    return value
 
 
 def _set_threads(threads: int | None) -> None:
@@ -59,6 +69,30 @@ def _check_output(path: Path | None) -> None:
         from mobile_sr.images import check_output_path
 
         check_output_path(path)
+
+
+def _check_json_option(path: Path | None) -> None:
+    if path is not None and path.suffix.lower() != ".json":
+        raise click.BadParameter(f"'{path}' must end in .json (the other files are written next to it)", param_hint="--json")
+
+
+def _check_outputs(outputs: list[Path | None], *, inputs: dict[Path, str]) -> None:
+    """Fail before any expensive work if an output would replace an input (``{path: what it is}``) or
+    could not be written."""
+    inputs = {Path(path).resolve(): what for path, what in inputs.items()}
+    for path in filter(None, outputs):
+        if path.resolve() in inputs:
+            raise click.BadParameter(f"writing {path} would replace {inputs[path.resolve()]}; choose another --json path",
+                                     param_hint="--json")
+        _check_output(path)
+
+
+def _model_files(models) -> dict[Path, str]:
+    """The .tflite models and the export reports next to them, for :func:`_check_outputs`."""
+    files = {}
+    for model in map(Path, models):
+        files.update({model: f"the model {model}", model.with_suffix(".json"): f"the export report of {model}"})
+    return files
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -143,7 +177,7 @@ def _refuse_settings_on_resume(ctx: click.Context, allowed: set[str]) -> None:
 @click.option("--symmetry", "symmetry_strength", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="Strength of the symmetric-weight regularizer, from the first step (0: off; the SCSRN paper's scratch stage).")
 @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True, help="Seeds the weight initialisation and the patch sampling.")
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for TensorFlow (default: all cores).")
+@click.option("--threads", type=click.IntRange(min=1), callback=_cap_threads, default=None, help="CPU threads for TensorFlow (default: all cores).")
 @click.option("--out", "run_dir", type=click.Path(file_okay=False, path_type=Path), default=None, help="Run folder (default runs/<model>-x<scale>, HDR runs/<model>).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run in --out.")
@@ -151,7 +185,7 @@ def train(model_name, data, val_data, scale, steps, minutes, batch_size, patch_s
           l2_finetune_fraction, ema_decay, channels, model_options, high_frequency_weight, structure_texture, symmetry_strength,
           seed, threads, run_dir, resume, overwrite) -> None:
     """Train a model in float and write a run folder (config, checkpoints, weights, curves)."""
-    from mobile_sr.training import TrainConfig, train as run_training
+    from mobile_sr.training import TrainConfig, stored_data_path, train as run_training
 
     if resume and overwrite:
         raise click.UsageError("--resume and --overwrite contradict each other; pick one")
@@ -165,7 +199,8 @@ def train(model_name, data, val_data, scale, steps, minutes, batch_size, patch_s
     config = TrainConfig.for_model(
         model_name, scale=scale, model_options=options, high_frequency_weight=high_frequency_weight,
         structure_texture=structure_texture,
-        data=data, val_data=val_data, steps=steps, minutes=minutes, batch_size=batch_size,
+        data=stored_data_path(data), val_data=stored_data_path(val_data), steps=steps, minutes=minutes,
+        batch_size=batch_size,
         patch_size=patch_size, learning_rate=learning_rate, lr_schedule=lr_schedule,
         l2_finetune_fraction=l2_finetune_fraction, ema_decay=ema_decay, symmetry_strength=symmetry_strength, seed=seed,
     )
@@ -188,7 +223,7 @@ def train(model_name, data, val_data, scale, steps, minutes, batch_size, patch_s
 @click.option("--l2-fraction", "l2_fraction", type=click.FloatRange(0, 1), default=1.0, show_default=True,
               help="Fraction of the budget trained with L2 (the rest L1); fine-tuning for PSNR wants L2.")
 @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=None, help="Seeds the calibration batch and the patch sampling (default: the float run's).")
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for TensorFlow.")
+@click.option("--threads", type=click.IntRange(min=1), callback=_cap_threads, default=None, help="CPU threads for TensorFlow.")
 @click.option("--out", "run_dir", type=click.Path(file_okay=False, path_type=Path), default=None, help="QAT run folder (default <float run>-qat).")
 @click.option("--resume", is_flag=True, help="Continue the QAT run in --out.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run in --out.")
@@ -200,9 +235,16 @@ def qat(float_run, data, steps, minutes, learning_rate, clip_threshold, symmetry
             clip_threshold = float(clip_threshold)
         except ValueError:
             raise click.BadParameter(f"'{clip_threshold}' is neither 'mse' nor a number", param_hint="--clip") from None
+        if not 0 < clip_threshold < float("inf"):  # nan fails both
+            raise click.BadParameter(f"{clip_threshold:g} is not a positive, finite number of RMS; give e.g. 3, or 'mse'",
+                                     param_hint="--clip")
+    shaping_given = _given_options(click.get_current_context(), {"clip_threshold", "symmetry_strength"})
+    if plain and shaping_given:
+        raise click.UsageError(f"--plain turns weight clipping and the regularizer off; drop {', '.join(shaping_given)} "
+                               "or --plain")
     from mobile_sr.runs import read_run_config
     from mobile_sr.tasks import task_of
-    from mobile_sr.training import TrainConfig, train as run_training
+    from mobile_sr.training import TrainConfig, stored_data_path, train as run_training
 
     if resume:  # --run, and without --out --plain, pick the run folder
         _refuse_settings_on_resume(click.get_current_context(), {"float_run", "steps", "minutes", "threads", "run_dir", "resume"}
@@ -212,8 +254,9 @@ def qat(float_run, data, steps, minutes, learning_rate, clip_threshold, symmetry
     if learning_rate is None:
         learning_rate = task_of(base["model"]).qat_learning_rate
     config = TrainConfig.from_dict({
-        **base["train"], "data": data or base["train"]["data"], "steps": steps, "minutes": minutes,
-        "learning_rate": learning_rate, "warmup_steps": 0, "l2_finetune_fraction": l2_fraction, "init_from": str(float_run),
+        **base["train"], "data": stored_data_path(data) or base["train"]["data"], "steps": steps, "minutes": minutes,
+        "learning_rate": learning_rate, "warmup_steps": 0, "l2_finetune_fraction": l2_fraction,
+        "init_from": str(float_run.resolve()),  # the run then works from any folder
         "seed": base["train"]["seed"] if seed is None else seed,
         "qat": True, "qat_rounding": rounding.replace("-", "_"),
         "clip_threshold": None if plain else clip_threshold, "symmetry_strength": 0.0 if plain else symmetry_strength,
@@ -260,7 +303,7 @@ def export(run_dir, int8, float32, fp16, input_size, io_type, out_path) -> None:
 @click.argument("destination", type=click.Path(path_type=Path))
 @click.option("--exposures", "stops", required=True, help="The exposures' EV stops, short to long, e.g. 0,2,4 (or -2,0,2).")
 @click.option("--no-preview", is_flag=True, help="Do not write the tonemapped PNG next to the HDR file.")
-@click.option("--threads", type=click.IntRange(min=1), default=None)
+@click.option("--threads", type=click.IntRange(min=1), callback=_cap_threads, default=None)
 def merge(tflite_path, exposures, destination, stops, no_preview, threads) -> None:
     """Merge three exposures (short, reference, long) into DESTINATION (.hdr or .exr)."""
     from mobile_sr.merge import merge_exposures
@@ -271,6 +314,9 @@ def merge(tflite_path, exposures, destination, stops, no_preview, threads) -> No
         values = [float(v) for v in stops.split(",")]
     except ValueError:
         raise click.BadParameter(f"'{stops}' is not a comma-separated list of EV stops, e.g. 0,2,4", param_hint="--exposures") from None
+    if len(values) != len(exposures):
+        raise click.BadParameter(f"'{stops}' gives {len(values)} EV stops; give one per exposure ({len(exposures)}), "
+                                 "short to long, e.g. 0,2,4", param_hint="--exposures")
     for path in merge_exposures(tflite_path=tflite_path, exposures=list(exposures), stops=values,
                                 destination=destination, preview=not no_preview, threads=threads):
         click.echo(f"wrote {path}")
@@ -282,7 +328,7 @@ def merge(tflite_path, exposures, destination, stops, no_preview, threads) -> No
 @click.argument("destination", type=click.Path(path_type=Path))
 @click.option("--tile", is_flag=True, help="Run in tiles of the model's input size, or of about 4 MP for a dynamic-size model "
                                            "(default: whole images; tiles only above 4 MP).")
-@click.option("--threads", type=click.IntRange(min=1), default=None)
+@click.option("--threads", type=click.IntRange(min=1), callback=_cap_threads, default=None)
 def upscale(tflite_path, source, destination, tile, threads) -> None:
     """Upscale an image (or every image of a folder into a folder) with a .tflite model."""
     from mobile_sr.upscale import upscale_path
@@ -307,7 +353,7 @@ def upscale(tflite_path, source, destination, tile, threads) -> None:
 @click.option("--apk", is_flag=True, help="Use the TFLite benchmark APK instead of the binary.")
 @click.option("--nnapi-accelerator", default=None, help="NNAPI accelerator name.")
 @click.option("--profile", is_flag=True, help="Android: op profiling.")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write the results (a list) here, and a CSV next to it.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write the results (a list) to this .json file, and a CSV next to it.")
 @click.option("--compare", "eval_jsons", multiple=True, type=click.Path(path_type=Path),
               help="Eval report(s) of the same models ('mobile-sr eval --tflite --json'): write a Markdown table and a PSNR-vs-latency PNG next to --json.")
 def bench(models, threads, runs, seconds, warmup, xnnpack, android, serial, delegate, benchmark_binary, apk,
@@ -315,13 +361,15 @@ def bench(models, threads, runs, seconds, warmup, xnnpack, android, serial, dele
     """Per-frame latency of .tflite models on this host (LiteRT) or on an Android phone (adb)."""
     from mobile_sr.benchmark.host import count_macs, parse_threads, to_csv, to_table
 
-    _check_output(json_path)
-
+    _check_json_option(json_path)
     try:
         thread_counts = parse_threads(threads)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--threads") from None
     ctx = click.get_current_context()
+    if len(_given_options(ctx, {"runs", "seconds"})) == 2:
+        raise click.UsageError("--seconds times each configuration for that long instead of a number of --runs: "
+                               "give one of them")
     host_only = _given_options(ctx, {"seconds", "xnnpack"})
     android_only = _given_options(ctx, {"serial", "delegate", "benchmark_binary", "apk", "nnapi_accelerator", "profile"})
     if android and host_only:
@@ -331,11 +379,26 @@ def bench(models, threads, runs, seconds, warmup, xnnpack, android, serial, dele
     if not android and android_only:
         raise click.UsageError(f"{', '.join(android_only)} {'are' if len(android_only) > 1 else 'is'} for a phone: "
                                "add --android, or drop them to time the model on this host")
+    outputs = [] if json_path is None else [json_path, json_path.with_suffix(".csv")]
+    base = json_path or Path("bench.json")
+    if eval_jsons:
+        outputs += [base.with_suffix(".md"), base.with_suffix(".png")]
+    inputs = {**{path: f"the --compare report {path}" for path in eval_jsons}, **_model_files(models)}
+    if json_path is None and eval_jsons:
+        for path in outputs:
+            _check_default_report(path)
+    _check_outputs(outputs, inputs=inputs)
     psnr = None
     if eval_jsons:  # read before the benchmark, which a bad report would otherwise waste
-        from mobile_sr.benchmark.report import load_psnr
+        from mobile_sr.benchmark.report import load_psnr, unmatched_reports
 
         psnr = load_psnr(list(eval_jsons))
+        reports_left_out, models_left_out = unmatched_reports(psnr, list(models))
+        if models_left_out:
+            click.echo(f"note: no --compare report for {', '.join(models_left_out)}: no PSNR in their rows")
+        if reports_left_out:
+            click.echo(f"note: the --compare reports of {', '.join(reports_left_out)} match no benchmarked model: "
+                       "left out of the table")
     if android:
         from mobile_sr.benchmark.android import benchmark_on_android
 
@@ -362,7 +425,6 @@ def bench(models, threads, runs, seconds, warmup, xnnpack, android, serial, dele
     if psnr is not None:
         from mobile_sr.benchmark.report import write_comparison
 
-        base = json_path or Path("bench.json")
         markdown = write_comparison(results, psnr, base.with_suffix(".md"), base.with_suffix(".png"))
         click.echo(markdown + f"wrote {base.with_suffix('.md')} and {base.with_suffix('.png')}")
 
@@ -376,7 +438,7 @@ def bench(models, threads, runs, seconds, warmup, xnnpack, android, serial, dele
                                             "HDR: a Kalantari root, a folder of photos or radiance maps, or default (synthetic).")
 @click.option("--scale", "scales", callback=_parse_scales, default=None, help="Scale(s), e.g. 3 or 2,3,4 (default: the run's scale).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write the report here (a list when several scales) and the crops PNG next to it.")
+              help="Write the report (a list when several scales) to this .json file, and the crops PNG next to it.")
 @click.option("--quiet", is_flag=True, help="Only print the mean of each scale.")
 @click.option("--tile", is_flag=True, help="With --tflite: run in tiles of the model's input size.")
 def eval_command(run_dir, tflite_path, model_name, data, scales, json_path, quiet, tile) -> None:
@@ -389,13 +451,22 @@ def eval_command(run_dir, tflite_path, model_name, data, scales, json_path, quie
 
     if sum(v is not None for v in (run_dir, tflite_path, model_name)) != 1:
         raise click.UsageError("give exactly one of --run RUN_DIR, --tflite FILE or --model bicubic|debevec|robertson")
-    _check_output(json_path)
+    if tile and tflite_path is None:
+        raise click.UsageError("--tile runs a --tflite model in tiles; --run and --model evaluate whole images: drop --tile")
+    if model_name in ("debevec", "robertson"):
+        _refuse_sr_options_for_hdr(model_name, scales=scales, tile=tile)
+    _check_json_option(json_path)
+    if tflite_path is not None:
+        _check_outputs([json_path], inputs=_model_files([tflite_path]))
+    else:
+        _check_output(json_path)
     if model_name in ("debevec", "robertson"):
         return _eval_hdr(None, name=model_name, data=data, json_path=json_path, quiet=quiet)
     if tflite_path is not None:
         from mobile_sr.tflite import TFLiteMerger, TFLiteUpscaler, graph_task
 
         if graph_task(tflite_path) == "hdr":
+            _refuse_sr_options_for_hdr(tflite_path, scales=scales, tile=tile)
             return _eval_hdr(TFLiteMerger(tflite_path), name=tflite_path.stem, data=data, json_path=json_path, quiet=quiet)
 
         upscaler = TFLiteUpscaler(tflite_path, tile=tile)
@@ -405,23 +476,27 @@ def eval_command(run_dir, tflite_path, model_name, data, scales, json_path, quie
         name, upscaler_for = tflite_path.stem, lambda _scale: upscaler
     elif run_dir is not None:
         from mobile_sr.evaluation import keras_upscaler
-        from mobile_sr.runs import load_trained_model
+        from mobile_sr.runs import CONFIG_FILE, SUMMARY_FILE, load_trained_model
 
         model, run_config = load_trained_model(run_dir)
+        _note_unfinished_run(run_dir)
+        if json_path is None:
+            json_path = Path(run_dir) / "eval" / "report.json"
+            _check_default_report(json_path)
+        _check_outputs([json_path], inputs={Path(run_dir) / name: f"the run's {name}" for name in (CONFIG_FILE, SUMMARY_FILE)})
         if "scale" not in run_config["model_config"]:
             from mobile_sr.hdr_evaluation import keras_merger
             from mobile_sr.models import make_config
 
+            _refuse_sr_options_for_hdr(run_dir, scales=scales, tile=tile)
             size_multiple = make_config(run_config["model"], **run_config["model_config"]).size_multiple
             return _eval_hdr(keras_merger(model, size_multiple=size_multiple), name=run_config["model"], data=data,
-                             quiet=quiet, json_path=json_path or Path(run_dir) / "eval" / "report.json")
+                             quiet=quiet, json_path=json_path)
         run_scale = run_config["model_config"]["scale"]
         if scales not in (None, [run_scale]):
             raise click.UsageError(f"the model in {run_dir} is x{run_scale}; drop --scale or pass --scale {run_scale}")
         scales = [run_scale]
         name, upscaler_for = run_config["model"], lambda _scale: keras_upscaler(model)
-        if json_path is None:
-            json_path = Path(run_dir) / "eval" / "report.json"
     else:
         scales = scales or [3]
         name, upscaler_for = model_name, bicubic_upscaler
@@ -438,6 +513,33 @@ def eval_command(run_dir, tflite_path, model_name, data, scales, json_path, quie
     if json_path is not None:
         write_report(reports[0] if len(reports) == 1 else reports, json_path)
         click.echo(f"wrote {json_path}")
+
+
+def _refuse_sr_options_for_hdr(model, *, scales, tile: bool) -> None:
+    given = [flag for flag, value in (("--scale", scales), ("--tile", tile)) if value]
+    if given:
+        raise click.UsageError(f"{model} merges HDR exposures; {' and '.join(given)} {'are' if len(given) > 1 else 'is'} "
+                               f"for SR models only: drop {' and '.join(given)}")
+
+
+def _note_unfinished_run(run_dir: Path) -> None:
+    """Say so when ``load_trained_model`` fell back to a checkpoint: the run has no final weights."""
+    from mobile_sr.runs import CHECKPOINT_DIR, WEIGHTS_FILE
+
+    if not (Path(run_dir) / WEIGHTS_FILE).is_file():
+        from mobile_sr.backend import tf
+
+        step = tf.train.latest_checkpoint(str(Path(run_dir) / CHECKPOINT_DIR)).rsplit("-", 1)[-1]
+        click.echo(f"note: {run_dir} has no final {WEIGHTS_FILE} (an unfinished run); evaluating its checkpoint of step {step}")
+
+
+def _check_default_report(path: Path) -> None:
+    from mobile_sr.errors import OutputError
+
+    try:
+        _check_output(path)
+    except OutputError as exc:
+        raise OutputError(f"{exc} (the default report location: --json chooses another place)") from None
 
 
 def _eval_hdr(merger, *, name: str, data: str, json_path: Path | None, quiet: bool) -> None:

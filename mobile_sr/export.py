@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 
 from mobile_sr import runs
-from mobile_sr.errors import QuantizationError, RunFolderError, TFLiteError
+from mobile_sr.errors import OutputError, QuantizationError, RunFolderError, TFLiteError
 from mobile_sr.images import atomic_write_bytes, check_output_path
 
 MODES = ("int8", "float", "fp16")
@@ -27,6 +27,8 @@ DEFAULT_INPUT_SIZE = (360, 640)  # the Mobile AI challenge frame: 360x640 LR -> 
 DEFAULT_HDR_INPUT_SIZE = (1000, 1500)  # a 1.5-megapixel frame, the size of Kalantari's test scenes
 CALIBRATION_SAMPLES = 64
 MAX_TENSOR_VALUES = 2**31 - 1  # LiteRT's kernels index a tensor's values with 32-bit ints
+TFLITE_IDENTIFIER = b"TFL3"  # the FlatBuffer file identifier, at bytes 4..7 of a .tflite
+REPORT_KEYS = {"file", "size_bytes", "ops", "op_counts", "input", "output"}  # in every report export writes
 
 
 @dataclass(frozen=True)
@@ -161,7 +163,7 @@ def inspect(path: Path) -> dict:
     }
 
 
-def verify(path: Path, report: dict, *, mode: str, io_type: str) -> None:
+def verify(path: Path, report: dict, *, mode: str, io_type: str, size_multiple: int = 1) -> None:
     """Raise QuantizationError unless the model is what the export promised, and runs."""
     from mobile_sr.tflite import TFLiteMerger, TFLiteUpscaler, graph_task
 
@@ -178,13 +180,15 @@ def verify(path: Path, report: dict, *, mode: str, io_type: str) -> None:
         consumers = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV"}
         if report["int32_tensors"] and not consumers & set(report["ops"]):
             raise QuantizationError(f"unexpected int32 tensors: {report['int32_tensors'][:5]}")
-    height, width = (v if v > 0 else 64 for v in report["input"]["shape"][1:3])
+    # a dynamic size runs at 64x64, or the next size the model's downsampling accepts
+    height, width = (v if v > 0 else -(-64 // size_multiple) * size_multiple for v in report["input"]["shape"][1:3])
     rng = np.random.default_rng(0)
     if graph_task(path) == "hdr":
-        result = TFLiteMerger(path, size_multiple=1).tonemapped([rng.uniform(0, 1, (height, width, 6)) for _ in range(3)])
+        result = TFLiteMerger(path, size_multiple=size_multiple).tonemapped(
+            [rng.uniform(0, 1, (height, width, 6)) for _ in range(3)])
         expected_shape = (height, width, 3)
     else:
-        upscaler = TFLiteUpscaler(path)
+        upscaler = TFLiteUpscaler(path, size_multiple=size_multiple)
         result = upscaler(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
         expected_shape = (height * upscaler.scale, width * upscaler.scale, 3)
     if result.shape != expected_shape:
@@ -228,6 +232,28 @@ def default_export_path(run_dir: Path, mode: str, input_size: tuple[int, int] | 
     return Path("export") / f"{run_dir.name}_{mode}_{size}.tflite"
 
 
+def _check_replaceable(out_path: Path, report_path: Path) -> None:
+    """Refuse, before any work, to replace a file that is not a model or report of an earlier export
+    (e.g. a run's config.json, which ``--out runs/x/config.tflite`` would name as the report)."""
+    for path in (out_path, report_path):
+        check_output_path(path)
+    if out_path.is_file():
+        with out_path.open("rb") as handle:
+            header = handle.read(8)
+        if header[4:8] != TFLITE_IDENTIFIER:
+            raise OutputError(f"{out_path} exists and is not a TFLite model; export would replace it: "
+                              "give another --out, or move that file away")
+    if report_path.is_file():
+        try:
+            report = json.loads(report_path.read_text())
+        except (OSError, ValueError):  # ValueError: not JSON, or not UTF-8
+            report = None
+        if not isinstance(report, dict) or not REPORT_KEYS <= report.keys():
+            raise OutputError(f"{report_path} exists and is not a mobile-sr export report; export writes its report "
+                              f"there, next to {out_path.name}, and would replace it: give another --out, or move "
+                              "that file away")
+
+
 def export_run(*, run_dir: Path, mode: str, input_size: tuple[int, int] | None = DEFAULT_INPUT_SIZE,
                io_type: str = "uint8", out_path: Path | None = None,
                log: Callable[[str], None] = print) -> ExportResult:
@@ -240,7 +266,9 @@ def export_run(*, run_dir: Path, mode: str, input_size: tuple[int, int] | None =
         # the JSON report goes next to the model with a .json suffix; it must not replace the model
         raise ValueError(f"output {out_path} must end in .tflite")
     run_dir = Path(run_dir)
-    check_output_path(Path(out_path) if out_path else default_export_path(run_dir, mode, input_size))
+    out_path = Path(out_path) if out_path else default_export_path(run_dir, mode, input_size)
+    report_path = out_path.with_suffix(".json")
+    _check_replaceable(out_path, report_path)
     model, run_config = runs.load_trained_model(run_dir)
     if not runs.is_qat_run(run_config):  # a QAT run is in inference form already
         model = runs.deployed_model(model, run_config)
@@ -270,26 +298,28 @@ def export_run(*, run_dir: Path, mode: str, input_size: tuple[int, int] | None =
                                       value_range=get_model_spec(run_config["model"]).value_range)
     content = convert(model, mode=mode, input_size=input_size, io_type=io_type)
 
-    out_path = Path(out_path) if out_path else default_export_path(run_dir, mode, input_size)
     staging = out_path.with_name(f".{out_path.name}.partial")
+    report_staging = report_path.with_name(f".{report_path.name}.partial")
     atomic_write_bytes(staging, content)
     try:
-        report = inspect(staging)
-        verify(staging, report, mode=mode, io_type=io_type)
-    except TFLiteError as exc:
+        try:
+            report = inspect(staging)
+            verify(staging, report, mode=mode, io_type=io_type, size_multiple=size_multiple)
+        except TFLiteError as exc:
+            raise _verification_failure(exc, staging=staging, out_path=out_path, input_size=input_size,
+                                        run_config=run_config) from None
+        report.update({"file": out_path.name, "run": str(run_dir), "model": run_config["model"],
+                       "scale": run_config["model_config"].get("scale"), "size_multiple": size_multiple, "mode": mode,
+                       "quantization": ("qat" if qat else "post-training") if mode == "int8" else None,
+                       "io_type": io_type if mode == "int8" else "float32"})
+        # both files staged first: the renames that follow leave no new model beside an old report
+        atomic_write_bytes(report_staging, (json.dumps(report, indent=2) + "\n").encode())
+        staging.replace(out_path)
+        report_staging.replace(report_path)
+    except BaseException:  # Ctrl-C too: leave no staging file behind
         staging.unlink(missing_ok=True)
-        raise _verification_failure(exc, staging=staging, out_path=out_path, input_size=input_size,
-                                    run_config=run_config) from None
-    except Exception:
-        staging.unlink(missing_ok=True)
+        report_staging.unlink(missing_ok=True)
         raise
-    report.update({"file": out_path.name, "run": str(run_dir), "model": run_config["model"],
-                   "scale": run_config["model_config"].get("scale"), "size_multiple": size_multiple, "mode": mode,
-                   "quantization": ("qat" if qat else "post-training") if mode == "int8" else None,
-                   "io_type": io_type if mode == "int8" else "float32"})
-    staging.replace(out_path)
-    report_path = out_path.with_suffix(".json")
-    atomic_write_bytes(report_path, (json.dumps(report, indent=2) + "\n").encode())
     log(f"wrote {out_path} ({report['size_bytes'] / 1024:.1f} KB, {len(report['ops'])} ops: "
         f"{', '.join(f'{k} x{v}' for k, v in report['op_counts'].items())}) and {report_path.name}")
     if report["xnnpack"] != "accepted":

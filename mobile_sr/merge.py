@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 
 from mobile_sr.data.hdr import HDRScene, MAX_EV_SPAN, RADIANCE_EXTENSIONS, write_radiance
-from mobile_sr.errors import ImageError
+from mobile_sr.errors import ImageError, OutputError
 from mobile_sr.hdr_protocol import EXPOSURES
-from mobile_sr.images import load_rgb_unit, save_png
+from mobile_sr.images import check_output_path, load_rgb_unit, save_png
 from mobile_sr.metrics import mu_tonemap
 from mobile_sr.tflite import TFLiteMerger
 
@@ -27,8 +27,14 @@ def merge_exposures(*, tflite_path: Path, exposures: list[Path], stops: list[flo
     if not np.isfinite(stops).all() or np.ptp(stops) > MAX_EV_SPAN:
         raise ImageError(f"EV stops must be finite numbers at most {MAX_EV_SPAN:g} apart, got {stops}; give the "
                          "exposures' real EV values, e.g. 0,2,4")
-    if list(stops) != sorted(stops):
-        raise ImageError(f"exposures must go from short to long; their EV stops {stops} do not increase")
+    if any(longer <= shorter for shorter, longer in zip(stops, stops[1:])):
+        raise ImageError(f"exposures must go from short to long; their EV stops {stops} do not strictly increase")
+    inputs = [Path(path).resolve() for path in exposures]
+    if len(set(inputs)) != len(inputs):
+        raise ImageError(f"the exposures {', '.join(map(str, exposures))} name the same file more than once; give three "
+                         "different exposures, short to long")
+    outputs = [destination] + ([destination.with_suffix(".png")] if preview else [])
+    _check_outputs(outputs, inputs=inputs + [Path(tflite_path).resolve()])
     merger = TFLiteMerger(tflite_path, threads=threads)
     ldrs = tuple(load_rgb_unit(path) for path in exposures)
     if len({ldr.shape for ldr in ldrs}) != 1:
@@ -38,7 +44,16 @@ def merge_exposures(*, tflite_path: Path, exposures: list[Path], stops: list[flo
     write_radiance(destination, hdr)
     written = [destination]
     if preview:
-        preview_path = destination.with_suffix(".png")
-        save_png(preview_path, np.round(mu_tonemap(hdr) * 255).astype(np.uint8))
-        written.append(preview_path)
+        save_png(outputs[1], np.round(mu_tonemap(hdr) * 255).astype(np.uint8))
+        written.append(outputs[1])
     return written
+
+
+def _check_outputs(outputs: list[Path], *, inputs: list[Path]) -> None:
+    """Refuse, before any work, an output that would replace an input or could not be written."""
+    for index, path in enumerate(outputs):
+        if path.resolve() in inputs:
+            what = "the destination" if index == 0 else "the tonemapped preview written next to the destination"
+            raise OutputError(f"{path} is one of the inputs: {what} would replace it; give another destination"
+                              + ("" if index == 0 else " name, or pass --no-preview"))
+        check_output_path(path)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,10 @@ from mobile_sr.native_logs import silenced_native_stderr
 # (inputs, channels per input) of the two tasks' graphs: one LR RGB image, or three exposures
 # of 6 channels (mobile_sr.hdr_protocol)
 SR_INPUTS, HDR_INPUTS = (1, 3), (3, 6)
+# The most CPU threads a command takes (interpreter, benchmark, TensorFlow): past 4 per core
+# threads only contend, and tens of thousands crash LiteRT's thread pool (a segfault, no error).
+# At least 256, so that no real setting is refused on a small machine.
+MAX_THREADS = max(256, 4 * (os.cpu_count() or 1))
 
 
 def load_interpreter(path: str | Path, *, threads: int | None = None, expect: tuple[int, int] | None = SR_INPUTS):
@@ -33,25 +38,28 @@ def load_interpreter(path: str | Path, *, threads: int | None = None, expect: tu
     def create(resolver):
         with silenced_native_stderr():
             created = Interpreter(model_path=str(path), num_threads=threads, experimental_op_resolver_type=resolver)
+            # a dynamic-size graph starts at 1x1, too small for one that downsamples its input
+            dynamic = [d for d in created.get_input_details() if is_dynamic(d) and len(d["shape"]) == 4]
+            if dynamic:
+                side = _probe_side(graph_size_multiple(path))
+                for detail in dynamic:
+                    created.resize_tensor_input(detail["index"], [1, side, side, int(detail["shape"][-1])], strict=False)
             created.allocate_tensors()
         return created
-
-    def reason_of(exc: Exception) -> str:
-        return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
     xnnpack_refusal = None
     try:
         interpreter = create(OpResolverType.AUTO)
     except (ValueError, RuntimeError) as exc:
         if "XNNPACK" not in str(exc):
-            raise TFLiteError(f"{path}: not a valid TFLite model ({reason_of(exc)}); re-export it") from None
+            raise TFLiteError(f"{path}: not a valid TFLite model ({_reason(exc)}); re-export it") from None
         # XNNPACK refuses some int8 graphs (e.g. scale ratios outside its kernels' range); the
         # builtin kernels still run them, as a phone would without the delegate
-        xnnpack_refusal = reason_of(exc)
+        xnnpack_refusal = _reason(exc)
         try:
             interpreter = create(OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
         except (ValueError, RuntimeError) as retry_exc:
-            raise TFLiteError(f"{path}: not a valid TFLite model ({reason_of(retry_exc)}); re-export it") from None
+            raise TFLiteError(f"{path}: not a valid TFLite model ({_reason(retry_exc)}); re-export it") from None
     interpreter.xnnpack_refusal = xnnpack_refusal
     inputs, outputs = interpreter.get_input_details(), interpreter.get_output_details()
     if expect is not None:
@@ -72,6 +80,63 @@ def shape_text(detail: dict) -> str:
 def is_dynamic(detail: dict) -> bool:
     """Whether a tensor's size is set at run time (a model exported with a dynamic input size)."""
     return any(int(v) < 0 for v in detail.get("shape_signature", detail["shape"]))
+
+
+def _reason(exc: Exception) -> str:
+    """The first line of an interpreter error."""
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def graph_size_multiple(path: str | Path) -> int:
+    """The multiple of which a model's input height and width must be, read from the graph: the
+    block sizes of its SPACE_TO_DEPTH ops (the only downsampling mobile-sr's models use), chained
+    along each path from the input (a U-Net's levels multiply) and undone by DEPTH_TO_SPACE."""
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model(str(path))
+    factors: dict[int, int] = {}  # tensor -> how much smaller than the input it is
+    multiple = 1
+    for op in model.subgraphs[0].operators:
+        name = flatbuffer_utils.opcode_to_name(model, op.opcodeIndex)
+        inputs, outputs = ([] if ids is None else ids for ids in (op.inputs, op.outputs))
+        factor = max((factors.get(int(i), 1) for i in inputs if i >= 0), default=1)
+        if name == "SPACE_TO_DEPTH":
+            factor *= op.builtinOptions.blockSize
+            multiple = math.lcm(multiple, factor)
+        elif name == "DEPTH_TO_SPACE":
+            factor = max(1, factor // op.builtinOptions.blockSize)
+        factors.update((int(o), factor) for o in outputs)
+    return multiple
+
+
+def _probe_side(size_multiple: int) -> int:
+    """The side of the square a dynamic-size model is first run at: at least 8, a multiple of
+    ``size_multiple``."""
+    return -(-8 // size_multiple) * size_multiple
+
+
+def _invoke(interpreter, path: Path, feeds: list[tuple[dict, np.ndarray]], size_multiple: int) -> np.ndarray:
+    """Set the inputs (``(detail, 1 x H x W x C array)`` pairs, resizing the input tensors to
+    them where needed), run the graph and return its output tensor."""
+    shapes = {d["index"]: list(d["shape"]) for d in interpreter.get_input_details()}
+    try:
+        if any(shapes[detail["index"]] != list(x.shape) for detail, x in feeds):
+            for detail, x in feeds:
+                interpreter.resize_tensor_input(detail["index"], list(x.shape), strict=False)
+            with silenced_native_stderr():
+                interpreter.allocate_tensors()
+        for detail, x in feeds:
+            interpreter.set_tensor(detail["index"], x)
+        interpreter.invoke()
+    except (ValueError, RuntimeError) as exc:
+        height, width = feeds[0][1].shape[1:3]
+        report = path.with_suffix(".json")
+        raise TFLiteError(
+            f"{path}: the LiteRT interpreter cannot run the model on a {height}x{width} input ({_reason(exc)}); "
+            f"inputs are padded to a multiple of {size_multiple}, the model's downsampling as its export report "
+            f"{report.name} gives it (without one, as read from the graph): if the model needs another size, "
+            "re-export it, which rewrites the report") from None
+    return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
 
 
 def graph_task(path: str | Path) -> str:
@@ -103,8 +168,8 @@ class TFLiteUpscaler:
 
     Whole images run by resizing the input tensor (exact: the same arithmetic as a full-size
     model), reflect-padded to a multiple of ``size_multiple`` (a model that unshuffles its input;
-    by default from the JSON report next to the model) and cropped back. Images larger than
-    ``max_pixels`` run in square tiles of about ``max_pixels``; with ``tile`` set, every image runs
+    by default from the JSON report next to the model, else from the graph) and cropped back.
+    Images larger than ``max_pixels`` run in square tiles of about ``max_pixels``; with ``tile`` set, every image runs
     in tiles of the model's input size (a dynamic-size model: those square tiles). Tiles overlap by
     ``overlap`` LR pixels (a quarter of the tile's side where that does not fit); only the centre
     of each tile is kept, so with an overlap at least the network's receptive radius the result has
@@ -118,7 +183,13 @@ class TFLiteUpscaler:
         self.size_multiple = _size_multiple(self.path) if size_multiple is None else int(size_multiple)
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
-        (in_height, in_width), (out_height, out_width) = ([int(v) for v in d["shape"][1:3]] for d in (self.input, self.output))
+        if is_dynamic(self.input):  # the output's size is known only once the graph has run
+            in_height = in_width = _probe_side(self.size_multiple)
+            probe = np.zeros((1, in_height, in_width, 3), self.input["dtype"])
+            out_height, out_width = (int(v) for v in _invoke(self.interpreter, self.path, [(self.input, probe)],
+                                                             self.size_multiple).shape[1:3])
+        else:
+            (in_height, in_width), (out_height, out_width) = ([int(v) for v in d["shape"][1:3]] for d in (self.input, self.output))
         self.scale = out_height // in_height
         if self.scale < 1 or (out_height, out_width) != (in_height * self.scale, in_width * self.scale):
             raise TFLiteError(f"{path}: its output {shape_text(self.output)} is not an integer multiple of its input "
@@ -136,13 +207,7 @@ class TFLiteUpscaler:
     def _run(self, lr: np.ndarray) -> np.ndarray:
         height, width = lr.shape[:2]
         lr = _pad_to_multiple(lr, self.size_multiple)
-        shape = [1, lr.shape[0], lr.shape[1], 3]
-        if list(self.interpreter.get_input_details()[0]["shape"]) != shape:
-            self.interpreter.resize_tensor_input(self.input["index"], shape, strict=False)
-            self.interpreter.allocate_tensors()
-        self.interpreter.set_tensor(self.input["index"], _quantize(lr[None], self.input))
-        self.interpreter.invoke()
-        output = self.interpreter.get_tensor(self.interpreter.get_output_details()[0]["index"])[0]
+        output = _invoke(self.interpreter, self.path, [(self.input, _quantize(lr[None], self.input))], self.size_multiple)[0]
         return _dequantize(output[: height * self.scale, : width * self.scale], self.output)
 
     def _overlap(self, tile: int) -> int:
@@ -193,9 +258,22 @@ def _spans(length: int, tile: int, overlap: int) -> list[tuple[int, int, int]]:
 
 def _size_multiple(path: Path) -> int:
     """The ``size_multiple`` that ``mobile-sr export`` wrote into the JSON report next to the
-    model (the input size a model that downsamples needs), else 1."""
+    model (the input size a model that downsamples needs); without a report, read from the graph."""
     report = path.with_suffix(".json")
-    return int(json.loads(report.read_text()).get("size_multiple", 1)) if report.is_file() else 1
+    if not report.is_file():
+        return graph_size_multiple(path)
+    try:
+        content = json.loads(report.read_text())
+    except (OSError, ValueError):  # ValueError: not JSON, or not UTF-8
+        content = None
+    if isinstance(content, dict) and "size_multiple" not in content:
+        return graph_size_multiple(path)
+    value = content.get("size_multiple") if isinstance(content, dict) else None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise TFLiteError(f"{report}: damaged export report (it should be a JSON object whose size_multiple, a whole "
+                          f"number of 1 or more, is the input multiple {path.name} needs); re-export the model, "
+                          "or delete the report to read the multiple from the model itself")
+    return value
 
 
 def _pad_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:
@@ -211,7 +289,7 @@ class TFLiteMerger:
     8-bit); the tonemapped output is mapped back to linear radiance. Whole scenes run by resizing
     the input tensors, reflect-padded to a multiple of ``size_multiple`` (a U-Net's downsampling;
     by default the ``size_multiple`` that ``mobile-sr export`` wrote into the JSON report next to
-    the model, else 1)."""
+    the model, else read from the graph)."""
 
     def __init__(self, path: str | Path, *, threads: int | None = None, size_multiple: int | None = None):
         self.path = Path(path)
@@ -225,15 +303,8 @@ class TFLiteMerger:
         """Run three ``H x W x 6`` network inputs; returns the ``H x W x 3`` tonemapped output."""
         height, width = inputs[0].shape[:2]
         padded = [_pad_to_multiple(x, self.size_multiple) for x in inputs]
-        shape = [1, *padded[0].shape]
-        if any(list(d["shape"]) != shape for d in self.interpreter.get_input_details()):
-            for detail in self.inputs:
-                self.interpreter.resize_tensor_input(detail["index"], shape, strict=False)
-            self.interpreter.allocate_tensors()
-        for detail, x in zip(self.inputs, padded):
-            self.interpreter.set_tensor(detail["index"], _quantize(x[None], detail))
-        self.interpreter.invoke()
-        output = self.interpreter.get_tensor(self.output["index"])[0, :height, :width]
+        feeds = [(detail, _quantize(x[None], detail)) for detail, x in zip(self.inputs, padded)]
+        output = _invoke(self.interpreter, self.path, feeds, self.size_multiple)[0, :height, :width]
         return _dequantize(output, self.output)
 
     def __call__(self, scene) -> np.ndarray:

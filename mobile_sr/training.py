@@ -16,6 +16,9 @@ import dataclasses
 import json
 import math
 import shutil
+import signal
+import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +27,7 @@ from typing import Any, Callable
 import numpy as np
 
 from mobile_sr import runs
+from mobile_sr.data.locations import DEFAULT_DATASET
 from mobile_sr.data.patches import PatchSampler, patch_dataset
 from mobile_sr.data.sr import SUPPORTED_SCALES
 from mobile_sr.errors import ConfigError, MobileSRError, RunFolderError
@@ -37,6 +41,8 @@ BEST_WEIGHTS_FILE = "best.weights.h5"  # in the checkpoint folder while a QAT ru
 
 class TrainingInterrupted(MobileSRError):
     """Training stopped by the user; the checkpoint written on the way out allows --resume."""
+
+    exit_code = 130  # the shell's code for a run stopped by Ctrl-C
 
 
 @dataclass(frozen=True)
@@ -165,6 +171,16 @@ class TrainConfig:
             raise ConfigError(f"training option of the wrong type: {exc}") from None
 
 
+def stored_data_path(data: str | None) -> str | None:
+    """``data`` (or ``val_data``) as a new run stores it: a local folder as an absolute path, so the
+    run's config works from any folder; a dataset name ('default', 'set5', ...) as it is. Decided
+    as :func:`mobile_sr.data.locations.resolve_dataset` decides which of the two it is."""
+    if data is None or data.lower() == DEFAULT_DATASET:
+        return data
+    path = Path(data).expanduser()
+    return str(path.resolve()) if path.exists() else data
+
+
 def default_run_dir(config: TrainConfig) -> Path:
     return Path("runs") / task_of(config.model).run_dir_name(config.model, config.scale)
 
@@ -188,26 +204,60 @@ def _stored_model_config(stored: dict, run_dir: Path) -> dict:
         raise RunFolderError(f"{run_dir / runs.CONFIG_FILE}: invalid model config: {exc}") from None
 
 
-def _check_new_run_dir(run_dir: Path, *, overwrite: bool) -> None:
-    """Fail before any work when ``run_dir`` cannot take a new run."""
+def _check_new_run_dir(run_dir: Path, *, overwrite: bool, init_from: str | None = None) -> None:
+    """Fail before any work when ``run_dir`` cannot take a new run: ``overwrite`` replaces only a
+    run (a folder with a config.json), never other files nor the run ``init_from`` starts from."""
+    from mobile_sr.images import check_output_path
+
     existing = next((path for path in (run_dir, *run_dir.parents) if path.exists()), None)
     if existing is not None and not existing.is_dir():
         raise RunFolderError(f"{existing} is a file, so {run_dir} cannot be a run folder; pick another folder with --out")
-    if existing == run_dir and any(run_dir.iterdir()) and not overwrite:
-        raise RunFolderError(
-            f"{run_dir} already holds a run; continue it with --resume, replace it with "
-            "--overwrite, or pick another folder with --out"
-        )
+    start = Path(init_from).resolve() if init_from is not None else None
+    if start is not None and run_dir.resolve() in (start, *start.parents):
+        raise RunFolderError(f"{run_dir} is or holds the run {init_from} that this run starts from; pick another "
+                             "folder with --out")
+    if existing == run_dir and any(run_dir.iterdir()):
+        if not (run_dir / runs.CONFIG_FILE).is_file():
+            raise RunFolderError(f"{run_dir} is not empty and holds no run (no {runs.CONFIG_FILE}); --overwrite "
+                                 "replaces only a run folder, so pick an empty or new folder with --out")
+        if not overwrite:
+            raise RunFolderError(
+                f"{run_dir} already holds a run; continue it with --resume, replace it with "
+                "--overwrite, or pick another folder with --out"
+            )
+    check_output_path(run_dir / runs.CONFIG_FILE)
 
 
 def _create_run_dir(run_dir: Path, *, overwrite: bool) -> None:
     """``run_dir`` for a new run; with ``overwrite``, emptied of the run it held."""
     try:
-        if overwrite and run_dir.exists():
+        if overwrite and (run_dir / runs.CONFIG_FILE).is_file():
             shutil.rmtree(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise RunFolderError(f"{run_dir}: cannot be created ({exc.strerror or exc}); pick another folder with --out") from None
+
+
+def _check_same_start(stored: dict, init_from: str, run_dir: Path) -> None:
+    """Refuse to resume the run in ``run_dir`` as a fine-tuning of ``init_from`` when it started from another run."""
+    stored_start = stored["train"].get("init_from")
+    if stored_start is None or Path(stored_start).resolve() != Path(init_from).resolve():
+        raise RunFolderError(f"{run_dir} fine-tunes {stored_start or 'nothing (a run trained from scratch)'}, not "
+                             f"{init_from}; give the run it started from with --run, or pick its QAT run with --out")
+
+
+def _check_budget_left(config: TrainConfig, checkpoint: str, run_dir: Path) -> None:
+    """Refuse to resume a run whose ``checkpoint`` has used ``config``'s budget, before loading anything."""
+    from mobile_sr.backend import tf
+
+    try:
+        step = int(tf.train.load_variable(checkpoint, "step/.ATTRIBUTES/VARIABLE_VALUE"))
+        elapsed = float(tf.train.load_variable(checkpoint, "elapsed/.ATTRIBUTES/VARIABLE_VALUE"))
+    except (ValueError, tf.errors.OpError) as exc:  # a damaged checkpoint, or another program's
+        raise RunFolderError(runs.checkpoint_problem(checkpoint, exc)) from None
+    if config.progress(step, elapsed) >= 1.0:
+        raise RunFolderError(f"{run_dir} has used its whole budget ({step} steps); "
+                             "give a larger --steps or --minutes to continue it")
 
 
 def _choose_strategy():
@@ -404,20 +454,76 @@ def train(
     With ``resume``, the run in ``run_dir`` continues with its stored config; only ``config``'s
     budget (steps, minutes), where set, replaces the stored one. Nothing is written to ``run_dir``
     before the data, the model and the checkpoint have loaded."""
+    with _InterruptWatch() as interrupts:
+        return _train(config, run_dir=run_dir, resume=resume, overwrite=overwrite, log=log, interrupts=interrupts)
+
+
+class _InterruptWatch:
+    """Ctrl-C (SIGINT) raises KeyboardInterrupt as usual, and is also remembered: Python drops the
+    exception when it lands in a weakref callback or ``__del__`` (TensorFlow runs many while it
+    traces), so training checks :meth:`check` at each step. Between :meth:`hold` and :meth:`release`
+    it is only remembered. Only in the main thread, and only where SIGINT has Python's default handler."""
+
+    def __init__(self):
+        self.requested = False
+        self.holding = False
+        self.previous_handler = None
+
+    def __enter__(self) -> "_InterruptWatch":
+        if threading.current_thread() is threading.main_thread() and (
+                signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+            self.previous_handler = signal.signal(signal.SIGINT, self._handle)
+            self.previous_hook, sys.unraisablehook = sys.unraisablehook, self._unraisable
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        if self.previous_handler is not None:
+            signal.signal(signal.SIGINT, self.previous_handler)
+            sys.unraisablehook = self.previous_hook
+
+    def _handle(self, _signum, _frame) -> None:
+        self.requested = True
+        if not self.holding:
+            raise KeyboardInterrupt
+
+    def _unraisable(self, unraisable) -> None:
+        if not isinstance(unraisable.exc_value, KeyboardInterrupt):  # a dropped Ctrl-C: check() raises it again
+            self.previous_hook(unraisable)
+
+    def check(self) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+
+    def hold(self) -> None:
+        self.holding = True
+
+    def release(self) -> None:
+        """Raise the Ctrl-C remembered meanwhile, if any; later ones raise at once again."""
+        self.holding = False
+        self.check()
+
+
+def _train(config: TrainConfig, *, run_dir: Path | None, resume: bool, overwrite: bool, log: Callable[[str], None],
+           interrupts: _InterruptWatch) -> dict[str, Any]:
     from mobile_sr.backend import keras, tf
+    from mobile_sr.images import check_output_path
     from mobile_sr.models import build_model, deploy_form, get_model_spec, make_config
     from mobile_sr.models.layers import gaussian_kernel
 
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config)
     if resume:
         stored = runs.read_run_config(run_dir)
+        if config.init_from is not None:
+            _check_same_start(stored, config.init_from, run_dir)
         config = _resumed_config(stored, config, run_dir)
         metrics = _MetricsLog(run_dir / runs.METRICS_FILE)
         latest_checkpoint = tf.train.latest_checkpoint(str(run_dir / runs.CHECKPOINT_DIR))
         if latest_checkpoint is None:
             raise RunFolderError(f"{run_dir}: nothing to resume (no checkpoint yet); start it again with --overwrite")
+        _check_budget_left(config, latest_checkpoint, run_dir)
+        check_output_path(run_dir / runs.CONFIG_FILE)
     else:
-        _check_new_run_dir(run_dir, overwrite=overwrite)
+        _check_new_run_dir(run_dir, overwrite=overwrite, init_from=config.init_from)
     task = task_of(config.model)
     init_model = None
     if config.init_from:
@@ -476,9 +582,6 @@ def train(
             checkpoint.restore(latest_checkpoint)
         except (ValueError, IndexError, tf.errors.OpError) as exc:  # another model's checkpoint, or a damaged one
             raise RunFolderError(runs.checkpoint_problem(latest_checkpoint, exc)) from None
-        if config.progress(int(step_counter.numpy()), float(elapsed_counter.numpy())) >= 1.0:
-            raise RunFolderError(f"{run_dir} has used its whole budget ({int(step_counter.numpy())} steps); "
-                                 "give a larger --steps or --minutes to continue it")
 
     start_step = int(step_counter.numpy())
     sampler = task.sampler(data.train, patch_size=config.patch_size, batch_size=config.batch_size,
@@ -500,6 +603,8 @@ def train(
     label = task.run_dir_name(config.model, config.scale)
 
     # data, model and checkpoint loaded: only now the run folder is written
+    interrupts.check()
+    interrupts.hold()  # until the try below, which saves a checkpoint: a folder left half set up could not resume
     if resume:
         metrics.truncate_after(start_step)
         log(f"resumed {run_dir} at step {start_step}")
@@ -523,11 +628,12 @@ def train(
     def validate(step: int, elapsed: float) -> float:
         nonlocal best_val, best_step
         score, secondary = validate_ema()
-        metrics.add({"step": step, f"val_{task.metric}": score, f"val_{task.secondary_metric}": secondary})
         if config.qat and score > best_val:
             best_val, best_step = score, step
             _save_weights(ema_model, best_weights)
             save_checkpoint(step, elapsed)  # a resumed run then never restarts before its best weights
+        # recorded after the best weights are saved: an interrupt in between never leaves a best record without its weights
+        metrics.add({"step": step, f"val_{task.metric}": score, f"val_{task.secondary_metric}": secondary})
         return score
 
     step = start_step
@@ -542,12 +648,14 @@ def train(
     log(f"training {label} ({parameters:,} parameters) into {run_dir}; "
         f"batch {config.batch_size} of {config.patch_size}x{config.patch_size} patches; "
         f"{task.baseline} on {data.val_name}: {task.metric_label} {baseline_val:.2f} dB")
-    if config.qat and step == 0:
-        best_weights.parent.mkdir(parents=True, exist_ok=True)
-        log(f"calibrated start: validation {task.metric_label} {validate(0, 0.0):.3f} dB")
-    try:
+    try:  # from here an interrupt leaves a checkpoint, the calibrated start's validation included
+        interrupts.release()
+        if config.qat and step == 0:
+            best_weights.parent.mkdir(parents=True, exist_ok=True)
+            log(f"calibrated start: validation {task.metric_label} {validate(0, 0.0):.3f} dB")
         clock = time.monotonic()
         while config.progress(step, elapsed) < 1.0:
+            interrupts.check()
             progress = config.progress(step, elapsed)
             optimizer.learning_rate.assign(config.learning_rate_at(step, progress))
             loss_name = "l2" if progress >= 1.0 - config.l2_finetune_fraction else "l1"

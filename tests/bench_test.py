@@ -138,3 +138,67 @@ def test_host_only_flags_are_refused_with_android(tiny_int8):
 def test_android_only_flags_are_refused_on_the_host(tiny_int8):
     result = CliRunner().invoke(main, ["bench", str(tiny_int8), "--delegate", "gpu", "--profile"])
     assert result.exit_code == 2 and "--delegate, --profile are for a phone: add --android" in result.output
+
+
+@pytest.mark.parametrize("json_name,compare,message", [
+    ("tiny_int8.tflite", None, "must end in .json"),
+    ("r.csv", None, "must end in .json"),
+    ("tiny_int8.json", None, "would replace the export report of"),
+    ("r.json", "r.json", "would replace the --compare report"),
+    ("r.json", "r.png", "would replace the --compare report"),
+])
+def test_bench_json_never_replaces_an_input(tiny_int8, tmp_path, json_name, compare, message):
+    model = tmp_path / "tiny_int8.tflite"
+    model.write_bytes(tiny_int8.read_bytes())
+    (tmp_path / "tiny_int8.json").write_text("{}")
+    if compare:
+        (tmp_path / compare).write_text(json.dumps({"model": "tiny_int8", "dataset": "Set5", "mean_psnr_y": 30.0}))
+    before = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
+    result = CliRunner().invoke(main, ["bench", str(model), "--runs", "1", "--json", str(tmp_path / json_name),
+                                       *(["--compare", str(tmp_path / compare)] if compare else [])])
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == before
+
+
+def test_bench_refuses_seconds_and_runs_together(tiny_int8):
+    result = CliRunner().invoke(main, ["bench", str(tiny_int8), "--seconds", "0.5", "--runs", "5"])
+    assert result.exit_code == 2 and "give one of them" in result.output
+
+
+def test_compare_reports_of_other_models(tiny_int8, tmp_path):
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"model": "bicubic", "dataset": "Set5", "mean_psnr_y": 30.0}))
+    out = tmp_path / "b.json"
+    result = CliRunner().invoke(main, ["bench", str(tiny_int8), "--runs", "1", "--threads", "1", "--json", str(out),
+                                       "--compare", str(other)])
+    assert result.exit_code == 1 and "reports are for bicubic, none of the benchmarked models (tiny_int8.tflite)" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.json"]  # refused before the benchmark
+    mine = tmp_path / "mine.json"
+    mine.write_text(json.dumps({"model": "tiny_int8", "dataset": "Set5", "mean_psnr_y": 30.0}))
+    result = CliRunner().invoke(main, ["bench", str(tiny_int8), "--runs", "1", "--threads", "1", "--json", str(out),
+                                       "--compare", str(other), "--compare", str(mine)])
+    assert result.exit_code == 0, result.output
+    assert "note: the --compare reports of bicubic match no benchmarked model" in result.output
+    assert "| tiny_int8.tflite | host |" in (tmp_path / "b.md").read_text()
+
+
+def test_default_comparison_path_is_checked_before_the_benchmark(tiny_int8, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bench.md").mkdir()
+    report = tmp_path / "eval.json"
+    report.write_text(json.dumps({"model": "tiny_int8", "dataset": "Set5", "mean_psnr_y": 30.0}))
+    result = CliRunner().invoke(main, ["bench", str(tiny_int8), "--runs", "1", "--threads", "1", "--compare", str(report)])
+    assert result.exit_code == 1 and "bench.md: is a folder" in result.output and "--json chooses another place" in result.output
+    assert "ms" not in result.output  # nothing was timed
+
+
+def test_parse_threads_says_what_a_thread_count_is():
+    from mobile_sr.tflite import MAX_THREADS
+
+    assert parse_threads(f"1,{MAX_THREADS}") == [1, MAX_THREADS]
+    # '²' passes str.isdigit but not int(); 100000 threads crash LiteRT's thread pool
+    for text in ("²", str(MAX_THREADS + 1), "0", "2,-1"):
+        with pytest.raises(ValueError, match=rf"is not a list of thread counts such as 1,2,all: each a whole number from 1 to {MAX_THREADS}"):
+            parse_threads(text)
+    result = CliRunner().invoke(main, ["bench", "x.tflite", "--threads", "²"])
+    assert result.exit_code == 2 and "whole number from 1" in result.output and "invalid literal" not in result.output

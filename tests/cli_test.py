@@ -144,3 +144,65 @@ def test_failed_training_setup_leaves_no_run_folder(tmp_path):
         result = run_cli("train", "--data", tmp_path / "data", "--steps", "2", "--out", tmp_path / "run")
         assert result.exit_code == 1 and "--patch-size" in result.output
         assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("command,message", [
+    (["eval", "--model", "bicubic", "--data", "default", "--json", "{tmp}/m.tflite"], "must end in .json"),
+    (["eval", "--tflite", "{tmp}/m.tflite", "--data", "default", "--json", "{tmp}/m.tflite"], "must end in .json"),
+    (["eval", "--tflite", "{tmp}/m.tflite", "--data", "default", "--json", "{tmp}/m.json"],
+     "writing {tmp}/m.json would replace the export report of {tmp}/m.tflite"),
+])
+def test_eval_json_never_replaces_the_model_or_its_report(tmp_path, command, message):
+    (tmp_path / "m.tflite").write_bytes(b"model")
+    (tmp_path / "m.json").write_text('{"size_multiple": 4}')
+    result = run_cli(*[part.format(tmp=tmp_path) for part in command])
+    assert result.exit_code == 2 and message.format(tmp=tmp_path) in result.output, result.output
+    assert (tmp_path / "m.tflite").read_bytes() == b"model" and (tmp_path / "m.json").read_text() == '{"size_multiple": 4}'
+
+
+@pytest.mark.parametrize("command,message", [
+    (["--model", "bicubic", "--tile"], "--tile runs a --tflite model in tiles"),
+    (["--run", "{tmp}", "--tile"], "--tile runs a --tflite model in tiles"),
+    (["--model", "debevec", "--scale", "2"], "debevec merges HDR exposures; --scale is for SR models only"),
+])
+def test_eval_refuses_options_it_would_ignore(tmp_path, command, message):
+    result = run_cli("eval", "--data", "default", *[part.format(tmp=tmp_path) for part in command])
+    assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_eval_scores_a_repeated_scale_once(hr_folder, tmp_path):
+    out = tmp_path / "r.json"
+    result = run_cli("eval", "--model", "bicubic", "--data", hr_folder, "--scale", "2,2", "--json", out)
+    assert result.exit_code == 0 and result.output.count("bicubic on hr x2") == 1
+    assert json.loads(out.read_text())["scale"] == 2  # one report, not a list of two
+
+
+def _fake_float_run(folder):
+    """A run folder holding only the config (what qat reads before any work)."""
+    from mobile_sr import runs
+    from mobile_sr.training import TrainConfig
+
+    config = TrainConfig(scale=2, steps=1, model_options={"channels": 4})
+    runs.write_json(folder / runs.CONFIG_FILE, {"model": "scsrn", "model_config": {"scale": 2, "channels": 4},
+                                                "train": config.to_dict()})
+    return folder
+
+
+@pytest.mark.parametrize("extra,flags", [(["--clip", "2"], "--clip"), (["--symmetry", "0.5"], "--symmetry"),
+                                         (["--clip", "mse", "--symmetry", "0"], "--clip, --symmetry")])
+def test_qat_plain_refuses_shaping_options(tmp_path, extra, flags):
+    result = run_cli("qat", "--run", _fake_float_run(tmp_path), "--plain", *extra)
+    assert result.exit_code == 2 and f"--plain turns weight clipping and the regularizer off; drop {flags} " in result.output
+
+
+@pytest.mark.parametrize("clip", ["inf", "nan", "-1", "0", "-inf"])
+def test_qat_clip_must_be_positive_and_finite(tmp_path, clip):
+    result = run_cli("qat", "--run", _fake_float_run(tmp_path), "--clip", clip)
+    assert result.exit_code == 2 and "Invalid value for --clip: " in result.output and "positive, finite" in result.output
+
+
+@pytest.mark.parametrize("command", [["train", "--data", "{tmp}/none"], ["qat", "--run", "{tmp}", "--data", "{tmp}/none"]])
+def test_unwritable_run_folder_fails_before_any_work(tmp_path, command):
+    _fake_float_run(tmp_path)
+    result = run_cli(*[part.format(tmp=tmp_path) for part in command], "--steps", "1", "--out", "/proc/mobile_sr_run")
+    assert result.exit_code == 1 and "/proc/mobile_sr_run" in result.output and "cannot be written" in result.output

@@ -139,3 +139,11 @@ def test_empty_dataset_path_is_refused(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path / "data")
     with pytest.raises(DatasetError, match="empty"):
         load_sr_pairs("", 2)
+
+
+def test_empty_cache_variable_counts_as_unset(tmp_path, monkeypatch):
+    from mobile_sr.data.sr import default_cache_dir
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("MOBILE_SR_CACHE", "")
+    assert default_cache_dir() == tmp_path / ".cache" / "mobile-sr"

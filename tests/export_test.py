@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from mobile_sr import runs
-from mobile_sr.errors import QuantizationError, RunFolderError, TFLiteError
+from mobile_sr.errors import OutputError, QuantizationError, RunFolderError, TFLiteError
 from mobile_sr.evaluation import evaluate_pairs, keras_upscaler
 from mobile_sr.data import load_sr_pairs
-from mobile_sr.export import export_run, latest_run, parse_input_size
+from mobile_sr.export import convert, export_run, latest_run, parse_input_size
 from mobile_sr.images import load_rgb, save_png
 from mobile_sr.tflite import TFLiteUpscaler
 from mobile_sr.training import TrainConfig, train
@@ -186,3 +186,73 @@ def test_training_only_structure_is_folded_for_qat_and_export(tmp_path):
                              log=lambda _: None)
     # folded: head, hf_head, two 3x3 block convs and the tail, no 1x1 expand/reduce convs
     assert int8_export.report["ops"].count("CONV_2D") == 5
+
+
+def test_export_refuses_to_replace_files_it_did_not_write(tiny_runs, tmp_path):
+    _, float_run, _ = tiny_runs
+    export = dict(run_dir=float_run, mode="float", input_size=(16, 16), log=lambda _: None)
+    # --out runs/x/config.tflite would name the run's config.json as the report
+    config = tmp_path / "run" / "config.json"
+    config.parent.mkdir()
+    config.write_text('{"model": "scsrn", "model_config": {}}')
+    with pytest.raises(OutputError, match=r"config.json exists and is not a mobile-sr export report"):
+        export_run(out_path=tmp_path / "run" / "config.tflite", **export)
+    assert config.read_text() == '{"model": "scsrn", "model_config": {}}'
+    (tmp_path / "notes.tflite").write_text("my notes")
+    with pytest.raises(OutputError, match=r"notes.tflite exists and is not a TFLite model"):
+        export_run(out_path=tmp_path / "notes.tflite", **export)
+    assert (tmp_path / "notes.tflite").read_text() == "my notes"
+    # an earlier export is replaced, model and report together
+    first = export_run(out_path=tmp_path / "m.tflite", **export)
+    export_run(out_path=tmp_path / "m.tflite", **dict(export, input_size=(20, 20)))
+    assert json.loads(first.report_path.read_text())["input"]["shape"] == [1, 20, 20, 3]
+    # a report path that cannot be written is refused before the model is touched
+    model = (tmp_path / "m.tflite").read_bytes()
+    first.report_path.unlink()
+    first.report_path.mkdir()
+    with pytest.raises(OutputError, match="m.json: is a folder"):
+        export_run(out_path=tmp_path / "m.tflite", **export)
+    assert (tmp_path / "m.tflite").read_bytes() == model
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["config.json", "m.json", "m.tflite", "notes.tflite", "run"]
+
+
+def test_interrupted_export_leaves_no_staging_file(tiny_runs, tmp_path, monkeypatch):
+    from mobile_sr import export
+
+    _, float_run, _ = tiny_runs
+
+    def interrupt(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(export, "verify", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        export_run(run_dir=float_run, mode="float", input_size=(16, 16), out_path=tmp_path / "m.tflite", log=lambda _: None)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_dynamic_export_of_models_that_downsample(tmp_path):
+    """RT4KSR unshuffles by 2, a three-level U-Net by 4: a dynamic-size export must not be loaded at 1x1."""
+    from click.testing import CliRunner
+
+    from mobile_sr.cli import main
+    from mobile_sr.export import inspect, verify
+    from mobile_sr.models import build_model, make_config
+
+    for index in range(3):
+        save_png(tmp_path / "data" / f"{index}.png", textured_image(64, 80, seed=index))
+    tiny = dict(TINY, model="rt4ksr", model_options={"channels": 12, "blocks": 1})
+    train(TrainConfig(data=str(tmp_path / "data"), steps=1, **tiny), run_dir=tmp_path / "run", log=lambda _: None)
+    result = export_run(run_dir=tmp_path / "run", mode="float", input_size=None, out_path=tmp_path / "d.tflite",
+                        log=lambda _: None)
+    assert result.report["size_multiple"] == 2 and result.report["input"]["shape"] == [1, -1, -1, 3]
+    assert TFLiteUpscaler(result.path).scale == 2
+    save_png(tmp_path / "odd.png", textured_image(15, 17))
+    runner = CliRunner()
+    outcome = runner.invoke(main, ["upscale", "--tflite", str(result.path), str(tmp_path / "odd.png"), str(tmp_path / "up.png")])
+    assert outcome.exit_code == 0 and load_rgb(tmp_path / "up.png").shape == (30, 34, 3), outcome.output
+    outcome = runner.invoke(main, ["eval", "--tflite", str(result.path), "--data", str(tmp_path / "data"), "--quiet"])
+    assert outcome.exit_code == 0 and "x2" in outcome.output, outcome.output
+    config = make_config("hdr_unet", channels=4, stages=3, convs_per_stage=1, skm_reduction=2)
+    path = tmp_path / "hdr.tflite"
+    path.write_bytes(convert(build_model("hdr_unet", config), mode="float", input_size=None))
+    verify(path, inspect(path), mode="float", io_type="uint8", size_multiple=config.size_multiple)

@@ -2,6 +2,7 @@
 LiteRT interpreter -> evaluation and merge through the CLI."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -73,6 +74,8 @@ def test_qat_export_and_merge(float_run, photos, tmp_path):
     assert outcome.exit_code == 0, outcome.output
     reports = json.loads((tmp_path / "eval.json").read_text())
     assert [r["model"] for r in reports] == ["hdr", "debevec", "robertson", "reference exposure"]
+    outcome = CliRunner().invoke(main, ["eval", "--tflite", str(result.path), "--data", str(photos), "--tile"])
+    assert outcome.exit_code == 2 and "merges HDR exposures; --tile is for SR models only" in outcome.output
 
 
 def test_post_training_int8_export(float_run, tmp_path):
@@ -99,3 +102,53 @@ def test_merge_errors(tmp_path):
     outcome = runner.invoke(main, ["merge", "--tflite", str(tmp_path / "none.tflite"), "a.png", "b.png", "c.png",
                                    str(tmp_path / "out.png"), "--exposures", "0,2,4"])
     assert outcome.exit_code == 1 and "Error: " in outcome.output and ".hdr or .exr" in outcome.output
+
+
+def _merge(tmp_path, *args):
+    outcome = CliRunner().invoke(main, ["merge", "--tflite", str(tmp_path / "none.tflite"), *map(str, args)])
+    assert "Traceback" not in outcome.output
+    return outcome
+
+
+def test_merge_never_writes_over_an_input(tmp_path):
+    exposures = [tmp_path / f"e{index}.png" for index in range(3)]
+    for index, path in enumerate(exposures):
+        save_png(path, np.full((8, 8, 3), 60 * index, np.uint8))
+    before = [path.read_bytes() for path in exposures]
+    # the tonemapped preview goes to e0.png, the short exposure
+    outcome = _merge(tmp_path, *exposures, tmp_path / "e0.exr", "--exposures", "0,2,4")
+    assert outcome.exit_code == 1 and "e0.png is one of the inputs" in outcome.output and "--no-preview" in outcome.output
+    outcome = _merge(tmp_path, *exposures, tmp_path / "none.hdr", "--tflite", tmp_path / "none.hdr", "--exposures", "0,2,4")
+    assert outcome.exit_code == 1 and "none.hdr is one of the inputs" in outcome.output
+    assert [path.read_bytes() for path in exposures] == before and not list(tmp_path.glob("*.exr"))
+
+
+def test_merge_checks_the_preview_path_before_any_work(tmp_path):
+    (tmp_path / "p.png").mkdir()
+    outcome = _merge(tmp_path, "a.png", "b.png", "c.png", tmp_path / "p.hdr", "--exposures", "0,2,4")
+    assert outcome.exit_code == 1 and "p.png: is a folder" in outcome.output and not (tmp_path / "p.hdr").exists()
+
+
+@pytest.mark.parametrize("exposures,stops,code,message", [
+    (["a.png", "b.png", "c.png"], "0,0,0", 1, "do not strictly increase"),
+    (["a.png", "b.png", "c.png"], "0,2,2", 1, "do not strictly increase"),
+    (["a.png", "a.png", "./a.png"], "0,2,4", 1, "the same file more than once"),
+    (["a.png", "b.png", "c.png"], "0,2", 2, "gives 2 EV stops"),
+])
+def test_merge_refuses_repeated_stops_and_exposures(tmp_path, monkeypatch, exposures, stops, code, message):
+    monkeypatch.chdir(tmp_path)
+    outcome = _merge(tmp_path, *exposures, tmp_path / "out.hdr", "--exposures", stops)
+    assert outcome.exit_code == code and message in outcome.output
+
+
+def test_eval_of_an_hdr_run_checks_its_options_and_default_report_first(float_run, tmp_path):
+    run_dir = tmp_path / "run"
+    shutil.copytree(float_run[0], run_dir)
+    outcome = CliRunner().invoke(main, ["eval", "--run", str(run_dir), "--data", "default", "--scale", "2"])
+    assert outcome.exit_code == 2 and "merges HDR exposures; --scale is for SR models only" in outcome.output
+    (run_dir / "model.weights.h5").unlink()
+    (run_dir / "eval").write_text("not a folder")  # where the default report goes
+    outcome = CliRunner().invoke(main, ["eval", "--run", str(run_dir), "--data", "default"])
+    assert f"note: {run_dir} has no final model.weights.h5 (an unfinished run); evaluating its checkpoint of step 6" in outcome.output
+    assert outcome.exit_code == 1 and "--json chooses another place" in outcome.output
+    assert "PSNR" not in outcome.output  # refused before evaluating

@@ -109,9 +109,22 @@ def test_symmetric_regularizer_on_known_kernels():
     symmetric = tf.constant([[-2.0, 1.0], [2.0, -1.0], [0.0, 0.3]])
     one_signed = tf.constant([[1.0, 1.0], [3.0, 2.0]])
     assert float(regularizer(symmetric)) == pytest.approx(0.0)
-    # channel extremes (1, 3) and (1, 2): ((4 / 2)^2 + (3 / 1)^2) / 2 = 6.5
-    assert float(regularizer(one_signed)) == pytest.approx(0.5 * ((4 / 2) ** 2 + (3 / 1) ** 2) / 2)
+    # channel extremes (1, 3) and (1, 2), all of one sign: normalised by max|w|, ((4 / 3)^2 + (3 / 2)^2) / 2
+    assert float(regularizer(one_signed)) == pytest.approx(0.5 * ((4 / 3) ** 2 + (3 / 2) ** 2) / 2)
     assert asymmetry(symmetric.numpy()) == pytest.approx(0.0)
+    one_sided = tf.constant([[0.0, -1.0], [2.0, 0.0], [1.0, -0.5]])  # the minimum (maximum) is zero: 1
+    assert float(regularizer(one_sided)) == pytest.approx(0.5)
+    equal = tf.constant([[0.7], [0.7]])  # coinciding extremes stay bounded: (1.4 / 0.7)^2
+    assert float(regularizer(equal)) == pytest.approx(0.5 * 4.0)
+
+
+def test_symmetric_regularizer_ignores_single_weight_channels():
+    # a 1x1 conv of one input channel (hdr_unet): one weight per output channel, exact in int8
+    single = tf.constant([[[[0.8, -0.3, 0.0]]]])
+    assert float(SymmetricRegularizer(strength=1.0)(single)) == 0.0 and asymmetry(single.numpy()) == 0.0
+    shaping = WeightShaping([tf.Variable(single), tf.Variable([[[[1.0, -0.5]]], [[[-0.5, 1.0]]]])],
+                            clip_threshold=None, symmetry_strength=1.0)
+    assert float(shaping.penalty()) == pytest.approx((0.5 / 1.5) ** 2)
 
 
 def test_weight_shaping_clips_after_an_update():

@@ -10,7 +10,7 @@ from mobile_sr.errors import ImageError, TFLiteError
 from mobile_sr.export import convert
 from mobile_sr.images import load_rgb, save_png
 from mobile_sr.models import build_model, make_config
-from mobile_sr.tflite import TFLiteUpscaler, _spans
+from mobile_sr.tflite import MAX_THREADS, TFLiteMerger, TFLiteUpscaler, _spans, graph_size_multiple
 from mobile_sr.upscale import upscale_path
 
 from conftest import textured_image
@@ -134,3 +134,54 @@ def test_upscale_reads_every_input_before_writing(models, tmp_path):
     assert not (tmp_path / "out").exists()
     (folder / "b.png").unlink()
     assert _upscale(models, folder, tmp_path / "out") == [tmp_path / "out" / "a.png"]
+
+
+@pytest.fixture(scope="module")
+def downsampling(tmp_path_factory):
+    """Models that unshuffle their input: an x2 RT4KSR at 16x16 (multiple 2) and a dynamic-size
+    three-level HDR U-Net (multiple 4), without export reports."""
+    root = tmp_path_factory.mktemp("downsampling")
+    rt4ksr = build_model("rt4ksr", make_config("rt4ksr", scale=2, channels=12, blocks=1))
+    unet = build_model("hdr_unet", make_config("hdr_unet", channels=4, stages=3, convs_per_stage=1, skm_reduction=2))
+    paths = {"rt4ksr": root / "rt4ksr.tflite", "hdr": root / "hdr.tflite"}
+    paths["rt4ksr"].write_bytes(convert(rt4ksr, mode="float", input_size=(16, 16)))
+    paths["hdr"].write_bytes(convert(unet, mode="float", input_size=None))
+    return paths
+
+
+def test_without_a_report_the_size_multiple_is_read_from_the_graph(downsampling):
+    assert graph_size_multiple(downsampling["rt4ksr"]) == 2 and graph_size_multiple(downsampling["hdr"]) == 4
+    # odd sizes are padded to the model's multiple, not handed to a graph that cannot unshuffle them
+    assert TFLiteUpscaler(downsampling["rt4ksr"])(textured_image(15, 17)).shape == (30, 34, 3)
+    # a dynamic-size U-Net loads (at a size its levels accept, not 1x1) and merges any size
+    merger = TFLiteMerger(downsampling["hdr"])
+    assert merger.size_multiple == 4 and merger.tonemapped([np.zeros((13, 18, 6))] * 3).shape == (13, 18, 3)
+
+
+@pytest.mark.parametrize("content", ["garbage", "[1, 2]", '{"size_multiple": 0}', '{"size_multiple": "x"}'])
+def test_a_damaged_report_is_named_with_the_fix(downsampling, tmp_path, content):
+    model = tmp_path / "m.tflite"
+    model.write_bytes(downsampling["rt4ksr"].read_bytes())
+    (tmp_path / "m.json").write_text(content)
+    with pytest.raises(TFLiteError, match=r"m.json: damaged export report .*re-export the model, or delete the report"):
+        TFLiteUpscaler(model)
+    save_png(tmp_path / "a.png", textured_image(15, 17))
+    result = CliRunner().invoke(main, ["upscale", "--tflite", str(model), str(tmp_path / "a.png"), str(tmp_path / "up.png")])
+    assert result.exit_code == 1 and "damaged export report" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "up.png").exists()
+
+
+def test_an_interpreter_failure_is_a_one_line_error(downsampling, tmp_path):
+    model = tmp_path / "m.tflite"
+    model.write_bytes(downsampling["rt4ksr"].read_bytes())
+    (tmp_path / "m.json").write_text('{"size_multiple": 1}')  # wrong: the graph unshuffles by 2
+    with pytest.raises(TFLiteError, match=r"cannot run the model on a 15x17 input .*multiple of 1.*m.json.*re-export"):
+        TFLiteUpscaler(model)(textured_image(15, 17))
+
+
+def test_thread_counts_past_the_maximum_are_refused(models, tmp_path):
+    save_png(tmp_path / "a.png", textured_image(12, 12))
+    result = CliRunner().invoke(main, ["upscale", "--tflite", str(models["dynamic"]), "--threads", str(MAX_THREADS + 1),
+                                       str(tmp_path / "a.png"), str(tmp_path / "up.png")])
+    assert result.exit_code == 2 and f"more than {MAX_THREADS} threads" in result.output, result.output
+    assert not (tmp_path / "up.png").exists()

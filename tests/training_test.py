@@ -249,7 +249,7 @@ def test_damaged_or_foreign_checkpoint_gives_a_run_folder_error(run_copy):
     with pytest.raises(RunFolderError, match="cannot be restored.*--overwrite"):
         load_trained_model(run_copy)
     with pytest.raises(RunFolderError, match="cannot be restored.*--overwrite"):
-        train(TrainConfig(), run_dir=run_copy, resume=True, log=lambda _: None)
+        train(TrainConfig(steps=1000), run_dir=run_copy, resume=True, log=lambda _: None)
     for data in (run_copy / runs.CHECKPOINT_DIR).glob("*.data-*"):
         data.write_bytes(data.read_bytes()[:100])
     with pytest.raises(RunFolderError, match="cannot be restored"):
@@ -294,3 +294,115 @@ def test_qat_of_the_current_folder_and_with_bad_data(run_copy, monkeypatch):
     result = CliRunner().invoke(main, ["qat", "--run", ".", "--resume", "--steps", "2"])
     assert result.exit_code == 1 and "whole budget" in result.output
     assert (run_copy.with_name("run-qat") / runs.SUMMARY_FILE).read_text() == summary
+
+
+def test_overwrite_replaces_only_a_run_and_never_the_run_it_starts_from(run_copy, tmp_path):
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "photo.png").write_bytes(b"keep")
+    config = TrainConfig(data=str(tmp_path / "none"), steps=1, **TINY)  # no data: the folder check must come first
+    for overwrite in (False, True):
+        with pytest.raises(RunFolderError, match="holds no run.*empty or new folder"):
+            train(config, run_dir=tmp_path / "photos", overwrite=overwrite, log=lambda _: None)
+    assert (tmp_path / "photos" / "photo.png").read_bytes() == b"keep"
+    qat_config = TrainConfig.from_dict({**config.to_dict(), "init_from": str(run_copy), "qat": True})
+    runs.write_json(tmp_path / runs.CONFIG_FILE, runs.read_run_config(run_copy))  # a run folder holding the run
+    for out in (run_copy, tmp_path, run_copy / ".." / "run"):
+        with pytest.raises(RunFolderError, match="holds the run .* starts from"):
+            train(qat_config, run_dir=out, overwrite=True, log=lambda _: None)
+    assert (run_copy / runs.WEIGHTS_FILE).is_file()
+
+
+def test_unwritable_run_folder_fails_before_loading_anything(tmp_path):
+    from mobile_sr.errors import OutputError
+
+    with pytest.raises(OutputError, match="cannot be written"):  # /proc takes no new folders
+        train(TrainConfig(data=str(tmp_path / "none"), steps=1, **TINY), run_dir="/proc/mobile_sr_run", log=lambda _: None)
+
+
+def test_resuming_a_finished_run_is_refused_before_loading_anything(run_copy, monkeypatch, caplog):
+    from mobile_sr import training
+
+    monkeypatch.setattr(training, "task_of", lambda _: pytest.fail("loaded the run's task"))
+    with pytest.raises(RunFolderError, match="whole budget"):
+        train(TrainConfig(), run_dir=run_copy, resume=True, log=lambda _: None)
+    assert "could not be found" not in caplog.text
+
+
+def test_resuming_a_qat_run_from_another_float_run_is_refused(run_copy, tmp_path):
+    config = TrainConfig.from_dict({**runs.read_run_config(run_copy)["train"], "steps": 100,
+                                    "init_from": str(tmp_path / "other"), "qat": True})
+    with pytest.raises(RunFolderError, match="fine-tunes nothing.*not .*other.*--run"):  # run_copy is a float run
+        train(config, run_dir=run_copy, resume=True, log=lambda _: None)
+
+
+def test_interrupt_at_the_calibrated_start_leaves_a_resumable_run(trained_run, tmp_path, monkeypatch):
+    from mobile_sr import training
+
+    float_run, _, config = trained_run
+    save_weights = training._save_weights
+
+    def interrupted_once(model, path):
+        monkeypatch.setattr(training, "_save_weights", save_weights)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "_save_weights", interrupted_once)
+    qat_config = TrainConfig.from_dict({**config.to_dict(), "steps": 2, "init_from": str(float_run), "qat": True,
+                                        "warmup_steps": 0})
+    with pytest.raises(training.TrainingInterrupted, match="at step 0"):
+        train(qat_config, run_dir=tmp_path / "qat", log=lambda _: None)
+    summary = train(qat_config, run_dir=tmp_path / "qat", resume=True, log=lambda _: None)
+    assert summary["steps"] == 2 and (tmp_path / "qat" / runs.WEIGHTS_FILE).is_file()
+
+
+def test_an_interrupt_python_drops_in_a_weakref_callback_still_stops_training(trained_run, tmp_path):
+    import signal
+    import weakref
+
+    from mobile_sr.training import TrainingInterrupted
+
+    class Probe:
+        pass
+
+    def log(line: str) -> None:
+        if line.startswith("step"):  # Ctrl-C landing in a weakref callback (as during tf.function tracing)
+            probe = Probe()
+            reference = weakref.ref(probe, lambda _: signal.raise_signal(signal.SIGINT))
+            del probe
+            assert reference() is None
+
+    _, _, config = trained_run
+    with pytest.raises(TrainingInterrupted, match="interrupted at step 12;"):
+        train(TrainConfig.from_dict({**config.to_dict(), "steps": 24}), run_dir=tmp_path / "run", log=log)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_commands_store_absolute_paths_for_local_folders(run_copy, trained_run, monkeypatch):
+    import shutil
+
+    from click.testing import CliRunner
+
+    from mobile_sr.cli import main
+    from mobile_sr.training import stored_data_path
+
+    shutil.copytree(trained_run[2].data, run_copy.parent / "reldata")
+    monkeypatch.chdir(run_copy.parent)
+    assert stored_data_path("reldata") == str(run_copy.parent / "reldata")
+    assert [stored_data_path(name) for name in ("default", "set5", None)] == ["default", "set5", None]
+    result = CliRunner().invoke(main, ["qat", "--run", "run", "--steps", "1", "--data", "reldata", "--out", "q"])
+    assert result.exit_code == 0, result.output
+    stored = runs.read_run_config(run_copy.parent / "q")["train"]
+    assert (stored["init_from"], stored["data"]) == (str(run_copy), str(run_copy.parent / "reldata"))
+
+
+def test_qat_resume_refuses_another_float_run_from_the_command_line(run_copy, tmp_path):
+    import shutil
+
+    from click.testing import CliRunner
+
+    from mobile_sr.cli import main
+
+    shutil.copytree(run_copy, tmp_path / "other")
+    result = CliRunner().invoke(main, ["qat", "--run", str(run_copy), "--steps", "1", "--out", str(tmp_path / "q")])
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(main, ["qat", "--run", str(tmp_path / "other"), "--out", str(tmp_path / "q"), "--resume"])
+    assert result.exit_code == 1 and f"fine-tunes {run_copy}, not {tmp_path / 'other'}" in result.output

@@ -26,7 +26,7 @@ from typing import Callable
 import numpy as np
 
 from mobile_sr.errors import TFLiteError
-from mobile_sr.tflite import is_dynamic, load_interpreter
+from mobile_sr.tflite import MAX_THREADS, is_dynamic, load_interpreter
 
 AGREEMENT_TOLERANCE = 0.10
 
@@ -49,9 +49,12 @@ def parse_threads(text: str) -> list[int]:
     threads = []
     for part in text.split(","):
         part = part.strip().lower()
-        value = os.cpu_count() or 1 if part == "all" else int(part) if part.isdigit() else 0
-        if value < 1:
-            raise ValueError(f"'{text}' is not a list of thread counts such as 1,2,all")
+        # isascii: isdigit() also accepts digits such as '²' that int() refuses
+        value = os.cpu_count() or 1 if part == "all" else int(part) if part.isascii() and part.isdigit() else 0
+        if not 1 <= value <= MAX_THREADS:
+            raise ValueError(f"'{text}' is not a list of thread counts such as 1,2,all: each a whole number from 1 "
+                             f"to {MAX_THREADS} (4 per core, at least 256: more only contend for the cores), or "
+                             f"'all' (this machine's {os.cpu_count() or 1} cores)")
         if value not in threads:
             threads.append(value)
     return threads

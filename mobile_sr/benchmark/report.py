@@ -44,6 +44,18 @@ def load_psnr(eval_jsons: list[Path]) -> dict[str, dict]:
     return table
 
 
+def unmatched_reports(psnr: dict[str, dict], models: list[Path]) -> tuple[list[str], list[str]]:
+    """``(report models that match no benchmarked model, benchmarked models that no report matches)``,
+    matched by file stem as the table does; raises when nothing matches (the table would be empty)."""
+    benchmarked = {Path(model).stem: Path(model).name for model in models}
+    reports_left_out = sorted(set(psnr) - set(benchmarked))
+    if len(reports_left_out) == len(psnr):
+        raise MobileSRError(f"the --compare reports are for {', '.join(reports_left_out)}, none of the benchmarked models "
+                            f"({', '.join(sorted(benchmarked.values()))}); give the eval reports of these models "
+                            "('mobile-sr eval --tflite MODEL --json FILE')")
+    return reports_left_out, sorted(name for stem, name in benchmarked.items() if stem not in psnr)
+
+
 def write_comparison(results: list[dict], psnr: dict[str, dict], markdown_path: Path, png_path: Path) -> str:
     """Write the table and the plot; returns the Markdown."""
     lines = ["| model | target | delegate | threads | median ms | PSNR-Y dB | dataset | score |", "|---|---|---|---|---|---|---|---|"]

@@ -71,7 +71,8 @@ def find_images(folder: Path) -> list[Path]:
 
 
 def default_cache_dir() -> Path:
-    return Path(os.environ.get("MOBILE_SR_CACHE", Path.home() / ".cache" / "mobile-sr"))
+    # an empty value counts as unset, as XDG variables do: not the working directory
+    return Path(os.environ.get("MOBILE_SR_CACHE") or Path.home() / ".cache" / "mobile-sr")
 
 
 def _cached_bicubic_lr(path: Path, hr: np.ndarray, scale: int, cache_dir: Path | None) -> np.ndarray:

@@ -13,8 +13,12 @@ int8 conv kernels are quantized per output channel and symmetrically: the scale 
   among weights of ~0.05: a fixed 3-RMS clip would cut them to a fifth and break the model);
 * **asymmetry**: if ``max(w_c) = 2 |min(w_c)|``, the negative half of the int8 grid is half
   empty. The *symmetric regularizer* adds ``strength * mean_c(((max w_c + min w_c) /
-  (max w_c - min w_c))^2)`` per layer to the loss: zero when the channel's extremes are
-  symmetric about zero, growing as they shift to one side (one when the minimum is zero).
+  max(max w_c - min w_c, max|w_c|))^2)`` per layer to the loss: zero when the channel's extremes
+  are symmetric about zero, growing as they shift to one side (one when the minimum is zero, at
+  most four when all weights share a sign). Where the extremes straddle zero the denominator is
+  ``max w_c - min w_c``; ``max|w_c|`` keeps it bounded when they do not (e.g. all weights equal).
+  A kernel with one weight per channel (a 1x1 conv of one input channel) adds nothing: int8 holds
+  a single weight exactly at either sign.
 
 Both are plain Keras pieces (:class:`ChannelClip`, a constraint; :class:`SymmetricRegularizer`,
 a regularizer) that any registered model can switch on; training applies them to every conv kernel.
@@ -79,10 +83,13 @@ class SymmetricRegularizer(keras.regularizers.Regularizer):
         self.strength = float(strength)
 
     def __call__(self, kernel):
+        if kernel.shape[:-1].num_elements() == 1:  # one weight per channel: nothing to even out
+            return tf.constant(0.0, dtype=kernel.dtype)
         channels = tf.reshape(kernel, [-1, tf.shape(kernel)[-1]])
         high = tf.reduce_max(channels, axis=0)
         low = tf.reduce_min(channels, axis=0)
-        asymmetry = (high + low) / tf.maximum(high - low, 1e-12)
+        spread = tf.maximum(high - low, tf.maximum(high, -low))
+        asymmetry = (high + low) / tf.maximum(spread, 1e-12)
         return self.strength * tf.reduce_mean(tf.square(asymmetry))
 
     def get_config(self):
@@ -119,7 +126,11 @@ class WeightShaping:
 
 
 def asymmetry(kernel) -> float:
-    """Mean per-channel ``((max + min) / (max - min))^2`` of a kernel (what the regularizer sees)."""
+    """Mean per-channel ``((max + min) / max(max - min, max|w|))^2`` of a kernel (what the
+    regularizer sees: 0 for one weight per channel)."""
     values = np.asarray(kernel).reshape(-1, np.shape(kernel)[-1])
+    if len(values) == 1:
+        return 0.0
     high, low = values.max(axis=0), values.min(axis=0)
-    return float(np.mean(((high + low) / np.maximum(high - low, 1e-12)) ** 2))
+    spread = np.maximum(high - low, np.maximum(high, -low))
+    return float(np.mean(((high + low) / np.maximum(spread, 1e-12)) ** 2))
