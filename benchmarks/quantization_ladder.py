@@ -172,7 +172,7 @@ def main() -> None:
              "", "What clipping + regularizer win over plain QAT (int8, Set5 / Set14): " +
              "; ".join(f"{m}: {clipping_gain(m, '')} from data-aware rounding, {clipping_gain(m, '_nearest')} from nearest"
                        for m in results)]
-    lines += ["", "Mean per-channel weight asymmetry ((max+min)/(max-min))^2: " +
+    lines += ["", "Mean per-channel weight asymmetry ((max+min)/max(max-min, max|w|))^2: " +
               "; ".join(f"{m}: " + ", ".join(f"{k} {v:.4f}" for k, v in stats.items()) for m, stats in weight_stats.items()),
               "", "QAT weights kept (best validation, step 0 = the calibrated start): " +
               "; ".join(f"{name} step {k['kept_step']} of {k['steps']} ({k['val_psnr_y']:.3f} dB; last step "
