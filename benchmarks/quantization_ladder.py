@@ -92,9 +92,11 @@ def main() -> None:
     if unknown:
         raise SystemExit(f"--qat-models: unknown {', '.join(unknown)}; choose from {', '.join(MODELS)}")
     root = shared_datasets_dir()
-    if root is None:
-        print("SKIPPED: shared datasets not found (set MOBILE_SR_DATA or place them at ../shared/datasets)")
+    if root is None or not all((root / "sr/test" / s).is_dir() for s in TEST_SETS):
+        print(f"SKIPPED: shared datasets with {' and '.join(TEST_SETS)} not found (set MOBILE_SR_DATA or place them "
+              "at ../shared/datasets)")
         return
+    test_pairs = {s: load_sr_pairs(root / "sr/test" / s, SCALE, split="val")[1] for s in TEST_SETS}  # before the QAT budget
     float_runs = {m: args.float_runs / f"{m}-x{SCALE}" for m in MODELS}
     missing = [str(p) for p in float_runs.values() if not (p / WEIGHTS_FILE).is_file()]
     if missing:
@@ -112,8 +114,6 @@ def main() -> None:
     missing = [str(p) for p in qat_runs.values() if not (p / WEIGHTS_FILE).is_file()]
     if missing:
         raise SystemExit(f"QAT runs missing: {', '.join(missing)}; name their models in --qat-models")
-
-    test_pairs = {s: load_sr_pairs(root / "sr/test" / s, SCALE, split="val")[1] for s in TEST_SETS}
 
     def score(upscale) -> dict[str, float]:
         return {s: round(evaluate_pairs(upscale, pairs, model="m", dataset=s, scale=SCALE).mean_psnr_y, 4)

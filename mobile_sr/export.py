@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 
 from mobile_sr import runs
-from mobile_sr.errors import OutputError, QuantizationError, RunFolderError, TFLiteError
+from mobile_sr.errors import DatasetError, OutputError, QuantizationError, RunFolderError, TFLiteError
 from mobile_sr.images import atomic_write_bytes, check_output_path
 
 MODES = ("int8", "float", "fp16")
@@ -58,6 +58,25 @@ def _size_multiple(run_config: dict) -> int:
     return getattr(make_config(run_config["model"], **run_config["model_config"]), "size_multiple", 1)
 
 
+def _training_inputs(run_config: dict) -> list[np.ndarray]:
+    """The run's training data as model inputs (SR: LR images; HDR: exposures, channel-stacked)."""
+    train = run_config["train"]
+    try:
+        if "scale" in run_config["model_config"]:
+            from mobile_sr.data.sr import load_sr_pairs
+
+            _, pairs = load_sr_pairs(train["data"], run_config["model_config"]["scale"], split="train")
+            return [pair.lr for pair in pairs]
+        from mobile_sr.data.hdr import load_hdr_scenes, network_inputs
+
+        _, scenes = load_hdr_scenes(train["data"], "train", seed=train["seed"])
+        return [np.concatenate(network_inputs(s.ldrs, s.exposure_times), axis=-1) for s in scenes]
+    except DatasetError as exc:
+        raise DatasetError(f"{exc} (post-training quantization calibrates on the run's training data '{train['data']}', "
+                           f"from its {runs.CONFIG_FILE}; a relative path is read from the current folder: run from the "
+                           "folder it was trained in, or fix data in that file)") from None
+
+
 def default_input_size(run_dir: Path) -> tuple[int, int]:
     """The export size of a run when none is given: the SR challenge frame, or an HDR frame."""
     return DEFAULT_INPUT_SIZE if "scale" in runs.read_run_config(run_dir)["model_config"] else DEFAULT_HDR_INPUT_SIZE
@@ -83,16 +102,7 @@ def calibration_samples(run_config: dict, input_size: tuple[int, int] | None, se
     train = run_config["train"]
     height, width = input_size or (train["patch_size"], train["patch_size"])
     rng = np.random.default_rng(seed)
-    if "scale" in run_config["model_config"]:
-        from mobile_sr.data.sr import load_sr_pairs
-
-        _, pairs = load_sr_pairs(train["data"], run_config["model_config"]["scale"], split="train")
-        sources = [pair.lr for pair in pairs]
-    else:
-        from mobile_sr.data.hdr import load_hdr_scenes, network_inputs
-
-        _, scenes = load_hdr_scenes(train["data"], "train", seed=train["seed"])
-        sources = [np.concatenate(network_inputs(s.ldrs, s.exposure_times), axis=-1) for s in scenes]
+    sources = _training_inputs(run_config)
     samples = []
     for index in rng.integers(len(sources), size=CALIBRATION_SAMPLES):
         image = sources[index]
@@ -262,6 +272,10 @@ def export_run(*, run_dir: Path, mode: str, input_size: tuple[int, int] | None =
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if io_type not in IO_TYPES:
         raise ValueError(f"io_type must be one of {IO_TYPES}, got {io_type!r}")
+    if input_size is not None and not (isinstance(input_size, (tuple, list)) and len(input_size) == 2
+                                       and all(isinstance(v, int) and v > 0 for v in input_size)):
+        raise ValueError(f"input_size must be (height, width) in pixels, e.g. (360, 640), or None for a dynamic size; "
+                         f"got {input_size!r} (parse_input_size reads 'HxW' text)")
     if out_path is not None and Path(out_path).suffix.lower() != ".tflite":
         # the JSON report goes next to the model with a .json suffix; it must not replace the model
         raise ValueError(f"output {out_path} must end in .tflite")

@@ -29,6 +29,8 @@ def load_interpreter(path: str | Path, *, threads: int | None = None, expect: tu
     or HDR graph (None: any)."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
+    if threads is not None and not (isinstance(threads, int) and 1 <= threads <= MAX_THREADS):
+        raise ValueError(f"threads must be a whole number from 1 to {MAX_THREADS}, or None for the default; got {threads!r}")
     path = Path(path)
     if path.is_dir():
         raise TFLiteError(f"{path} is a folder; give the .tflite file itself (e.g. one 'mobile-sr export' wrote)")

@@ -30,7 +30,7 @@ from mobile_sr import runs
 from mobile_sr.data.locations import DEFAULT_DATASET
 from mobile_sr.data.patches import PatchSampler, patch_dataset
 from mobile_sr.data.sr import SUPPORTED_SCALES
-from mobile_sr.errors import ConfigError, MobileSRError, RunFolderError
+from mobile_sr.errors import ConfigError, DatasetError, MobileSRError, RunFolderError
 from mobile_sr.plots import plot_training_curve
 from mobile_sr.tasks import task_of
 
@@ -544,7 +544,14 @@ def _train(config: TrainConfig, *, run_dir: Path | None, resume: bool, overwrite
                              "restore the file, or start the run again with --overwrite")
     task.check(config, model_config)
     run_config = {"model": config.model, "model_config": model_config.to_dict(), "train": config.to_dict()}
-    data = task.load(config)
+    try:
+        data = task.load(config)
+    except DatasetError as exc:
+        if not (resume or config.init_from):
+            raise
+        raise DatasetError(f"{exc} (the data '{config.data}' of the run this one continues, from its {runs.CONFIG_FILE}; "
+                           "a relative path is read from the current folder: run from the folder it was trained in, "
+                           f"{'or give qat --data' if config.qat and not resume else 'or fix data in that file'})") from None
     log(f"data: {data.name}: {task.describe(data.train)} for training; {data.val_name}: {len(data.val)} for validation")
 
     strategy = _choose_strategy()

@@ -24,7 +24,10 @@ def upscale_path(*, tflite_path: Path, source: Path, destination: Path, tile: bo
         if destination.resolve() == source.resolve():
             raise ImageError(f"{destination} is the folder being upscaled; give another destination folder, "
                              "so that the originals are kept")
-        jobs = [(path, destination / path.relative_to(source).with_suffix(".png")) for path in find_images(source)]
+        outputs = destination.resolve()
+        # a destination inside the source holds earlier outputs, not inputs
+        jobs = [(path, destination / path.relative_to(source).with_suffix(".png")) for path in find_images(source)
+                if outputs not in path.resolve().parents]
     else:
         if destination.is_dir() or not destination.suffix:
             destination = destination / (source.stem + ".png")

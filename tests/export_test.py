@@ -2,12 +2,13 @@
 upscaling, and their errors."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
 
 from mobile_sr import runs
-from mobile_sr.errors import OutputError, QuantizationError, RunFolderError, TFLiteError
+from mobile_sr.errors import DatasetError, OutputError, QuantizationError, RunFolderError, TFLiteError
 from mobile_sr.evaluation import evaluate_pairs, keras_upscaler
 from mobile_sr.data import load_sr_pairs
 from mobile_sr.export import convert, export_run, latest_run, parse_input_size
@@ -90,6 +91,20 @@ def test_export_errors(tiny_runs, tmp_path):
     with pytest.raises(ValueError, match="HxW"):
         parse_input_size("360by640")
     assert parse_input_size("dynamic") is None and parse_input_size("360x640") == (360, 640)
+    for size in ("36x64", (0, 0), (-3, 64)):
+        with pytest.raises(ValueError, match=r"input_size must be \(height, width\)"):
+            export_run(run_dir=qat_run, mode="int8", input_size=size, out_path=tmp_path / "x.tflite", log=lambda _: None)
+
+
+def test_post_training_quantization_says_where_missing_training_data_came_from(tiny_runs, tmp_path):
+    _, float_run, _ = tiny_runs
+    moved = tmp_path / "moved"
+    shutil.copytree(float_run, moved)
+    config = runs.read_run_config(moved)
+    config["train"]["data"] = "data-left-behind"
+    runs.write_json(moved / runs.CONFIG_FILE, config)
+    with pytest.raises(DatasetError, match="calibrates on the run's training data 'data-left-behind'.*fix data in that file"):
+        export_run(run_dir=moved, mode="int8", input_size=(16, 16), out_path=tmp_path / "x.tflite", log=lambda _: None)
 
 
 def test_cli_export_refuses_conflicting_flags_and_a_non_tflite_out(tiny_runs, tmp_path):

@@ -116,6 +116,13 @@ def test_upscale_never_overwrites_an_input(models, tmp_path):
     assert (folder / "a.png").read_bytes() == original
 
 
+def test_upscale_into_a_folder_inside_the_source_twice(models, tmp_path):
+    folder = tmp_path / "photos"
+    save_png(folder / "a.png", textured_image(12, 12))
+    for _ in range(2):  # the first run's output is not an input of the second
+        assert _upscale(models, folder, folder / "up") == [folder / "up" / "a.png"]
+
+
 def test_upscale_refuses_two_inputs_with_one_output_before_writing(models, tmp_path):
     folder = tmp_path / "photos"
     save_png(folder / "a.png", textured_image(12, 12))
@@ -185,3 +192,6 @@ def test_thread_counts_past_the_maximum_are_refused(models, tmp_path):
                                        str(tmp_path / "a.png"), str(tmp_path / "up.png")])
     assert result.exit_code == 2 and f"more than {MAX_THREADS} threads" in result.output, result.output
     assert not (tmp_path / "up.png").exists()
+    for threads in (0, "2", MAX_THREADS + 1):
+        with pytest.raises(ValueError, match=f"threads must be a whole number from 1 to {MAX_THREADS}"):
+            TFLiteUpscaler(models["dynamic"], threads=threads)

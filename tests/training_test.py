@@ -406,3 +406,12 @@ def test_qat_resume_refuses_another_float_run_from_the_command_line(run_copy, tm
     assert result.exit_code == 0, result.output
     result = CliRunner().invoke(main, ["qat", "--run", str(tmp_path / "other"), "--out", str(tmp_path / "q"), "--resume"])
     assert result.exit_code == 1 and f"fine-tunes {run_copy}, not {tmp_path / 'other'}" in result.output
+
+
+def test_missing_data_of_a_continued_run_says_where_it_came_from(trained_run, tmp_path):
+    _, _, config = trained_run
+    qat = TrainConfig.from_dict({**config.to_dict(), "data": "data-left-behind", "init_from": str(trained_run[0]),
+                                 "qat": True, "steps": 2})
+    with pytest.raises(DatasetError, match="'data-left-behind' of the run this one continues.*or give qat --data"):
+        train(qat, run_dir=tmp_path / "qat", log=lambda _: None)
+    assert not (tmp_path / "qat").exists()
