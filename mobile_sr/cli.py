@@ -185,7 +185,8 @@ def train(model_name, data, val_data, scale, steps, minutes, batch_size, patch_s
           l2_finetune_fraction, ema_decay, channels, model_options, high_frequency_weight, structure_texture, symmetry_strength,
           seed, threads, run_dir, resume, overwrite) -> None:
     """Train a model in float and write a run folder (config, checkpoints, weights, curves)."""
-    from mobile_sr.training import TrainConfig, stored_data_path, train as run_training
+    from mobile_sr.data.locations import stored_dataset_argument
+    from mobile_sr.training import TrainConfig, train as run_training
 
     if resume and overwrite:
         raise click.UsageError("--resume and --overwrite contradict each other; pick one")
@@ -199,7 +200,7 @@ def train(model_name, data, val_data, scale, steps, minutes, batch_size, patch_s
     config = TrainConfig.for_model(
         model_name, scale=scale, model_options=options, high_frequency_weight=high_frequency_weight,
         structure_texture=structure_texture,
-        data=stored_data_path(data), val_data=stored_data_path(val_data), steps=steps, minutes=minutes,
+        data=stored_dataset_argument(data), val_data=stored_dataset_argument(val_data), steps=steps, minutes=minutes,
         batch_size=batch_size,
         patch_size=patch_size, learning_rate=learning_rate, lr_schedule=lr_schedule,
         l2_finetune_fraction=l2_finetune_fraction, ema_decay=ema_decay, symmetry_strength=symmetry_strength, seed=seed,
@@ -244,7 +245,8 @@ def qat(float_run, data, steps, minutes, learning_rate, clip_threshold, symmetry
                                "or --plain")
     from mobile_sr.runs import read_run_config
     from mobile_sr.tasks import task_of
-    from mobile_sr.training import TrainConfig, stored_data_path, train as run_training
+    from mobile_sr.data.locations import stored_dataset_argument
+    from mobile_sr.training import TrainConfig, train as run_training
 
     if resume:  # --run, and without --out --plain, pick the run folder
         _refuse_settings_on_resume(click.get_current_context(), {"float_run", "steps", "minutes", "threads", "run_dir", "resume"}
@@ -254,7 +256,7 @@ def qat(float_run, data, steps, minutes, learning_rate, clip_threshold, symmetry
     if learning_rate is None:
         learning_rate = task_of(base["model"]).qat_learning_rate
     config = TrainConfig.from_dict({
-        **base["train"], "data": stored_data_path(data) or base["train"]["data"], "steps": steps, "minutes": minutes,
+        **base["train"], "data": stored_dataset_argument(data) or base["train"]["data"], "steps": steps, "minutes": minutes,
         "learning_rate": learning_rate, "warmup_steps": 0, "l2_finetune_fraction": l2_fraction,
         "init_from": str(float_run.resolve()),  # the run then works from any folder
         "seed": base["train"]["seed"] if seed is None else seed,

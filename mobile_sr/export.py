@@ -73,8 +73,7 @@ def _training_inputs(run_config: dict) -> list[np.ndarray]:
         return [np.concatenate(network_inputs(s.ldrs, s.exposure_times), axis=-1) for s in scenes]
     except DatasetError as exc:
         raise DatasetError(f"{exc} (post-training quantization calibrates on the run's training data '{train['data']}', "
-                           f"from its {runs.CONFIG_FILE}; a relative path is read from the current folder: run from the "
-                           "folder it was trained in, or fix data in that file)") from None
+                           f"from its {runs.CONFIG_FILE}; {runs.RELATIVE_DATA_HINT})") from None
 
 
 def default_input_size(run_dir: Path) -> tuple[int, int]:
@@ -232,7 +231,9 @@ def _verification_failure(exc: TFLiteError, *, staging: Path, out_path: Path, in
     # load_interpreter raises from None: the interpreter's own reason is the context
     if input_size is None or exc.__context__ is None:
         return TFLiteError(str(exc).replace(str(staging), str(out_path)))
-    reason = (str(exc.__context__).strip() or type(exc.__context__).__name__).splitlines()[0]
+    from mobile_sr.tflite import error_reason
+
+    reason = error_reason(exc.__context__)
     return TFLiteError(f"{out_path}: the LiteRT interpreter cannot run the exported model at input size "
                        f"{input_size[0]}x{input_size[1]} ({reason}); the size is too large for it: " + _size_hint(run_config))
 

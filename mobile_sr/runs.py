@@ -70,6 +70,11 @@ def _config_problem(config) -> str | None:
     return f"'train' lacks {', '.join(missing)}" if missing else None
 
 
+# how to fix a run's stored data path that no longer loads (after a message naming its config.json)
+RELATIVE_DATA_HINT = ("a relative path is read from the current folder: run from the folder it was trained in, "
+                      "or fix data in that file")
+
+
 def is_qat_run(config: dict) -> bool:
     return bool(config.get("train", {}).get("qat"))
 

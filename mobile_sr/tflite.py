@@ -54,14 +54,14 @@ def load_interpreter(path: str | Path, *, threads: int | None = None, expect: tu
         interpreter = create(OpResolverType.AUTO)
     except (ValueError, RuntimeError) as exc:
         if "XNNPACK" not in str(exc):
-            raise TFLiteError(f"{path}: not a valid TFLite model ({_reason(exc)}); re-export it") from None
+            raise TFLiteError(f"{path}: not a valid TFLite model ({error_reason(exc)}); re-export it") from None
         # XNNPACK refuses some int8 graphs (e.g. scale ratios outside its kernels' range); the
         # builtin kernels still run them, as a phone would without the delegate
-        xnnpack_refusal = _reason(exc)
+        xnnpack_refusal = error_reason(exc)
         try:
             interpreter = create(OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
         except (ValueError, RuntimeError) as retry_exc:
-            raise TFLiteError(f"{path}: not a valid TFLite model ({_reason(retry_exc)}); re-export it") from None
+            raise TFLiteError(f"{path}: not a valid TFLite model ({error_reason(retry_exc)}); re-export it") from None
     interpreter.xnnpack_refusal = xnnpack_refusal
     inputs, outputs = interpreter.get_input_details(), interpreter.get_output_details()
     if expect is not None:
@@ -84,7 +84,7 @@ def is_dynamic(detail: dict) -> bool:
     return any(int(v) < 0 for v in detail.get("shape_signature", detail["shape"]))
 
 
-def _reason(exc: Exception) -> str:
+def error_reason(exc: BaseException) -> str:
     """The first line of an interpreter error."""
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
@@ -134,7 +134,7 @@ def _invoke(interpreter, path: Path, feeds: list[tuple[dict, np.ndarray]], size_
         height, width = feeds[0][1].shape[1:3]
         report = path.with_suffix(".json")
         raise TFLiteError(
-            f"{path}: the LiteRT interpreter cannot run the model on a {height}x{width} input ({_reason(exc)}); "
+            f"{path}: the LiteRT interpreter cannot run the model on a {height}x{width} input ({error_reason(exc)}); "
             f"inputs are padded to a multiple of {size_multiple}, the model's downsampling as its export report "
             f"{report.name} gives it (without one, as read from the graph): if the model needs another size, "
             "re-export it, which rewrites the report") from None

@@ -27,7 +27,6 @@ from typing import Any, Callable
 import numpy as np
 
 from mobile_sr import runs
-from mobile_sr.data.locations import DEFAULT_DATASET
 from mobile_sr.data.patches import PatchSampler, patch_dataset
 from mobile_sr.data.sr import SUPPORTED_SCALES
 from mobile_sr.errors import ConfigError, DatasetError, MobileSRError, RunFolderError
@@ -169,16 +168,6 @@ class TrainConfig:
             return cls(**data)
         except TypeError as exc:  # a value of the wrong type, e.g. from a hand-edited config.json
             raise ConfigError(f"training option of the wrong type: {exc}") from None
-
-
-def stored_data_path(data: str | None) -> str | None:
-    """``data`` (or ``val_data``) as a new run stores it: a local folder as an absolute path, so the
-    run's config works from any folder; a dataset name ('default', 'set5', ...) as it is. Decided
-    as :func:`mobile_sr.data.locations.resolve_dataset` decides which of the two it is."""
-    if data is None or data.lower() == DEFAULT_DATASET:
-        return data
-    path = Path(data).expanduser()
-    return str(path.resolve()) if path.exists() else data
 
 
 def default_run_dir(config: TrainConfig) -> Path:
@@ -549,9 +538,9 @@ def _train(config: TrainConfig, *, run_dir: Path | None, resume: bool, overwrite
     except DatasetError as exc:
         if not (resume or config.init_from):
             raise
+        qat_option = "; or give qat --data" if config.qat and not resume else ""
         raise DatasetError(f"{exc} (the data '{config.data}' of the run this one continues, from its {runs.CONFIG_FILE}; "
-                           "a relative path is read from the current folder: run from the folder it was trained in, "
-                           f"{'or give qat --data' if config.qat and not resume else 'or fix data in that file'})") from None
+                           f"{runs.RELATIVE_DATA_HINT}{qat_option})") from None
     log(f"data: {data.name}: {task.describe(data.train)} for training; {data.val_name}: {len(data.val)} for validation")
 
     strategy = _choose_strategy()

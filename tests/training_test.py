@@ -382,12 +382,12 @@ def test_commands_store_absolute_paths_for_local_folders(run_copy, trained_run, 
     from click.testing import CliRunner
 
     from mobile_sr.cli import main
-    from mobile_sr.training import stored_data_path
+    from mobile_sr.data.locations import stored_dataset_argument
 
     shutil.copytree(trained_run[2].data, run_copy.parent / "reldata")
     monkeypatch.chdir(run_copy.parent)
-    assert stored_data_path("reldata") == str(run_copy.parent / "reldata")
-    assert [stored_data_path(name) for name in ("default", "set5", None)] == ["default", "set5", None]
+    assert stored_dataset_argument("reldata") == str(run_copy.parent / "reldata")
+    assert [stored_dataset_argument(name) for name in ("default", "set5", None)] == ["default", "set5", None]
     result = CliRunner().invoke(main, ["qat", "--run", "run", "--steps", "1", "--data", "reldata", "--out", "q"])
     assert result.exit_code == 0, result.output
     stored = runs.read_run_config(run_copy.parent / "q")["train"]

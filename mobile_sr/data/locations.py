@@ -59,6 +59,21 @@ def shared_datasets_dir() -> Path | None:
     return None
 
 
+def _local_path(name_or_path: str) -> Path | None:
+    """The existing file or folder a dataset argument names; None for 'default' or a set's name."""
+    if name_or_path.lower() == DEFAULT_DATASET:
+        return None
+    path = Path(name_or_path).expanduser()
+    return path if path.exists() else None
+
+
+def stored_dataset_argument(name_or_path: str | None) -> str | None:
+    """A dataset argument as a run stores it: a local folder as an absolute path, so the run's
+    config works from any folder; 'default' or a set's name as it is."""
+    path = None if name_or_path is None else _local_path(name_or_path)
+    return str(path.resolve()) if path is not None else name_or_path
+
+
 def resolve_dataset(name_or_path: str) -> tuple[str, Path | None]:
     """Map a dataset argument to ``(display name, folder)``; the folder is None for the default.
 
@@ -68,8 +83,8 @@ def resolve_dataset(name_or_path: str) -> tuple[str, Path | None]:
     key = name_or_path.lower()
     if key == DEFAULT_DATASET:
         return DEFAULT_DATASET, None
-    path = Path(name_or_path).expanduser()
-    if path.exists():
+    path = _local_path(name_or_path)
+    if path is not None:
         return path.name, path
     if key in NAMED_SR_SETS:
         root = shared_datasets_dir()
