@@ -21,12 +21,12 @@ import json
 from pathlib import Path
 
 from jobs import mobile_sr_command, run_side_by_side
-
-from mobile_sr.data import load_sr_pairs, shared_datasets_dir
-from mobile_sr.evaluation import bicubic_upscaler, evaluate_pairs, keras_upscaler, write_crops
-from mobile_sr.images import atomic_write_bytes
-from mobile_sr.plots import pyplot, save_figure
+from mobile_sr.core.files import atomic_write_bytes
+from mobile_sr.core.plots import pyplot, save_figure
+from mobile_sr.data import shared_datasets_dir
 from mobile_sr.runs import load_trained_model, read_run_config
+from mobile_sr.tasks.sr.data import load_sr_pairs
+from mobile_sr.tasks.sr.evaluation import bicubic_upscaler, evaluate_pairs, keras_upscaler, write_crops
 from mobile_sr.training import measure_step_time
 
 MODELS = ("scsrn", "abpn")
@@ -99,7 +99,7 @@ def main() -> None:
         upscalers[model] = keras_upscaler(keras_model)
         results["runs"][model] = {
             **json.loads((run_dir / "summary.json").read_text()),
-            "train_config": read_run_config(run_dir)["train"],
+            "train_config": read_run_config(run_dir).train.to_dict(),
         }
     for name, upscale in upscalers.items():
         results["psnr"][name], results["ssim"][name] = {}, {}

@@ -33,19 +33,21 @@ import cv2
 import numpy as np
 
 from jobs import mobile_sr_command, run_side_by_side
-
 from mobile_sr.benchmark.host import benchmark_host
-from mobile_sr.data.hdr import HDRScene, hdr_domain, load_exposure_stack, synthetic_scenes
+from mobile_sr.core.files import atomic_write_bytes
+from mobile_sr.core.images import find_images, load_rgb
 from mobile_sr.data.locations import shared_datasets_dir
-from mobile_sr.data.sr import find_images
 from mobile_sr.export import export_run
-from mobile_sr.hdr_evaluation import (
-    evaluate_scenes, keras_merger, opencv_merger, reference_exposure_merger, save_hdr_figure,
+from mobile_sr.runs import load_trained_model, read_run_config
+from mobile_sr.tasks.hdr.data import HDRScene, hdr_domain, load_exposure_stack, synthetic_scenes
+from mobile_sr.tasks.hdr.evaluation import (
+    evaluate_scenes,
+    keras_merger,
+    opencv_merger,
+    reference_exposure_merger,
+    save_hdr_figure,
 )
-from mobile_sr.images import atomic_write_bytes, load_rgb
-from mobile_sr.models import make_config
-from mobile_sr.runs import load_trained_model
-from mobile_sr.tflite import TFLiteMerger
+from mobile_sr.tasks.hdr.runner import TFLiteMerger
 
 MODELS = ("hdr_unet", "ahdrnet")
 RECIPE = ["--batch-size", "8", "--patch-size", "64"]
@@ -66,8 +68,7 @@ def _train(args, train_data: Path, runs_dir: Path) -> None:
 
 
 def _size_multiple(run_dir: Path) -> int:
-    config = json.loads((run_dir / "config.json").read_text())
-    return make_config(config["model"], **config["model_config"]).size_multiple
+    return read_run_config(run_dir).model_config.size_multiple
 
 
 def _keras_frame_cost(run_dir: Path, size: tuple[int, int]) -> dict:

@@ -21,10 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-from mobile_sr.benchmark.host import benchmark_host, op_profile, to_csv, to_table
+from mobile_sr.benchmark.host import benchmark_host, op_profile
 from mobile_sr.benchmark.report import write_comparison
+from mobile_sr.benchmark.schema import to_csv, to_table
+from mobile_sr.core.files import atomic_write_bytes
 from mobile_sr.export import convert
-from mobile_sr.images import atomic_write_bytes
 from mobile_sr.models import build_model, get_model_spec
 from mobile_sr.quantization.qat import quantize_for_training
 

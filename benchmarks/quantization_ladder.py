@@ -28,14 +28,15 @@ from pathlib import Path
 import numpy as np
 
 from jobs import mobile_sr_command, run_side_by_side
-from mobile_sr.data import load_sr_pairs, shared_datasets_dir
-from mobile_sr.evaluation import evaluate_pairs, keras_upscaler
+from mobile_sr.core.files import atomic_write_bytes
+from mobile_sr.core.plots import pyplot, save_figure
+from mobile_sr.data import shared_datasets_dir
 from mobile_sr.export import export_run
-from mobile_sr.images import atomic_write_bytes
-from mobile_sr.plots import pyplot, save_figure
 from mobile_sr.quantization.weights import asymmetry, conv_kernels, int8_grid, mse_optimal_thresholds
 from mobile_sr.runs import SUMMARY_FILE, WEIGHTS_FILE, load_trained_model
-from mobile_sr.tflite import TFLiteUpscaler
+from mobile_sr.tasks.sr.data import load_sr_pairs
+from mobile_sr.tasks.sr.evaluation import evaluate_pairs, keras_upscaler
+from mobile_sr.tasks.sr.runner import TFLiteUpscaler
 
 MODELS = ("scsrn", "abpn")
 TEST_SETS = ("Set5", "Set14")
@@ -70,7 +71,7 @@ def _kernel_steps(model) -> np.ndarray:
 def _plot_histograms(models: dict, path: Path) -> None:
     plt = pyplot()
     figure, axes = plt.subplots(1, len(models), figsize=(6 * len(models), 4), squeeze=False)
-    for axis, (name, versions) in zip(axes[0], models.items()):
+    for axis, (name, versions) in zip(axes[0], models.items(), strict=True):
         for label, model in versions.items():
             axis.hist(_kernel_steps(model), bins=255, range=(-127, 127), histtype="step", label=label, density=True)
         axis.set(title=f"{name}: conv weights / channel int8 step", xlabel="int8 level", yscale="log")

@@ -45,17 +45,19 @@ from pathlib import Path
 import numpy as np
 
 from jobs import mobile_sr_command, run_side_by_side
-from mobile_sr.backend import keras
 from mobile_sr.benchmark.host import benchmark_host
 from mobile_sr.benchmark.report import write_comparison
-from mobile_sr.data import load_sr_pairs, shared_datasets_dir
-from mobile_sr.evaluation import evaluate_pairs, keras_upscaler
+from mobile_sr.core.backend import keras
+from mobile_sr.core.files import atomic_write_bytes
+from mobile_sr.core.plots import pyplot, save_figure
+from mobile_sr.data import shared_datasets_dir
 from mobile_sr.export import calibration_samples, convert, export_run, inspect, verify
-from mobile_sr.images import atomic_write_bytes
 from mobile_sr.models import model_names
-from mobile_sr.plots import pyplot, save_figure
 from mobile_sr.runs import METRICS_FILE, SUMMARY_FILE, WEIGHTS_FILE, deployed_model, load_trained_model, read_run_config
-from mobile_sr.tflite import TFLiteUpscaler
+from mobile_sr.tasks import get_task
+from mobile_sr.tasks.sr.data import load_sr_pairs
+from mobile_sr.tasks.sr.evaluation import evaluate_pairs, keras_upscaler
+from mobile_sr.tasks.sr.runner import TFLiteUpscaler
 
 SCALE = 3
 TEST_SETS = ("Set5", "Set14")
@@ -228,7 +230,7 @@ class Zoo:
             path = self.export_dir / f"{name}-{form}_int8_{INPUT_SIZE[0]}x{INPUT_SIZE[1]}.tflite"
             atomic_write_bytes(path, convert(keras_model, mode="int8", input_size=INPUT_SIZE,
                                              representative=lambda: iter(samples)))
-            verify(path, inspect(path), mode="int8", io_type="uint8")
+            verify(path, inspect(path), task=get_task("sr"), mode="int8", io_type="uint8")
             forms[form] = (path, keras_model)
         latency = benchmark_host([path for path, _ in forms.values()], threads=[1], runs=LATENCY_RUNS, cross_check=False)
         timing = {form: next(r for r in latency if r["model"] == path.name) for form, (path, _) in forms.items()}
@@ -366,9 +368,9 @@ class Zoo:
                 f"validated {len(next(iter(curves.values())))} times per run.", "", *verdicts,
         ], {"steps": self.args.deconv_steps, "bicubic_val_psnr": bicubic, "curves": curves, "runs": results, "verdicts": verdicts})
         figure, axes = pyplot().subplots(1, len(DECONV_PAIRS), figsize=(11, 4))
-        for axis, (label, pair) in zip(axes, DECONV_PAIRS.items()):
+        for axis, (label, pair) in zip(axes, DECONV_PAIRS.items(), strict=True):
             for name in pair:
-                axis.plot(*zip(*curves[name]), marker=".", label=name)
+                axis.plot(*zip(*curves[name], strict=True), marker=".", label=name)
             axis.axhline(bicubic[pair[0]], color="gray", linestyle="--", label="bicubic")
             axis.set(xlabel="step", ylabel="validation PSNR-Y (dB)", title=label)
             axis.legend(fontsize=8)

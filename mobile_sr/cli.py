@@ -1,23 +1,42 @@
-"""The ``mobile-sr`` command: a thin click group; each command hands off to a library function.
+"""The ``mobile-sr`` command: a thin click group. Each command checks its options, then hands off
+to a library entry point (train, finetune, export_run, evaluate, run_benchmark, upscale_path,
+merge_exposures) with keyword arguments; choices come from the registries.
 
 Library errors (:class:`MobileSRError`) become a one-line ``Error: ...`` and exit code 1 (130 for
-an interrupted training run, as for Ctrl-C); usage errors exit with 2 (click's convention).
-TensorFlow is imported only inside the commands that need it, so ``--help`` answers at once.
+an interrupted training run, as for Ctrl-C); usage errors, and options that do not fit the model
+they came with (:class:`OptionError`), exit with 2 (click's convention). TensorFlow is imported
+only inside the commands that need it, so ``--help`` answers at once.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import click
 
 from mobile_sr import __version__
-from mobile_sr.errors import MobileSRError
+from mobile_sr.benchmark.android import DELEGATES
+from mobile_sr.core.errors import MobileSRError, OptionError
+from mobile_sr.export import IO_TYPES
+from mobile_sr.runs import LR_SCHEDULES, QAT_ROUNDINGS
+from mobile_sr.tasks import baseline_names
+from mobile_sr.tasks.sr.protocol import SCALES, scales_text
+
+ROUNDING_CHOICES = [rounding.replace("_", "-") for rounding in QAT_ROUNDINGS]  # data-aware, nearest
+
+
+class _Command(click.Command):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except OptionError as exc:
+            raise click.UsageError(str(exc), ctx) from None
 
 
 class _Group(click.Group):
+    command_class = _Command
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
@@ -40,8 +59,8 @@ def _parse_scales(_ctx, _param, value: str | None) -> list[int] | None:
         scales = list(dict.fromkeys(int(part) for part in value.split(",") if part.strip()))  # 2,2 scores once
     except ValueError:
         raise click.BadParameter(f"'{value}' is not a comma-separated list of integers, e.g. 2,3,4") from None
-    if not scales or any(s not in (2, 3, 4) for s in scales):
-        raise click.BadParameter(f"scales must be 2, 3 or 4, got '{value}'")
+    if not scales or any(s not in SCALES for s in scales):
+        raise click.BadParameter(f"scales must be {scales_text()}, got '{value}'")
     return scales
 
 
@@ -57,7 +76,7 @@ def _cap_threads(_ctx, _param, value: int | None) -> int | None:
 
 def _set_threads(threads: int | None) -> None:
     if threads:
-        from mobile_sr.backend import tf
+        from mobile_sr.core.backend import tf
 
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)
@@ -66,7 +85,7 @@ def _set_threads(threads: int | None) -> None:
 def _check_output(path: Path | None) -> None:
     """Fail before any expensive work if an output file could not be written at ``path``."""
     if path is not None:
-        from mobile_sr.images import check_output_path
+        from mobile_sr.core.files import check_output_path
 
         check_output_path(path)
 
@@ -87,6 +106,15 @@ def _check_outputs(outputs: list[Path | None], *, inputs: dict[Path, str]) -> No
         _check_output(path)
 
 
+def _check_default_report(path: Path) -> None:
+    from mobile_sr.core.errors import OutputError
+
+    try:
+        _check_output(path)
+    except OutputError as exc:
+        raise OutputError(f"{exc} (the default report location: --json chooses another place)") from None
+
+
 def _model_files(models) -> dict[Path, str]:
     """The .tflite models and the export reports next to them, for :func:`_check_outputs`."""
     files = {}
@@ -95,10 +123,21 @@ def _model_files(models) -> dict[Path, str]:
     return files
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="mobile-sr")
-def main() -> None:
-    """Train, quantize, evaluate and benchmark mobile super-resolution networks."""
+def _given_options(ctx: click.Context, names) -> list[str]:
+    """The flags (e.g. ``--seed``) of the parameters in ``names`` that the user set explicitly."""
+    from click.core import ParameterSource
+
+    return [param.opts[0] for param in ctx.command.params if param.name in names
+            and ctx.get_parameter_source(param.name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)]
+
+
+def _refuse_settings_on_resume(ctx: click.Context, allowed: set[str]) -> None:
+    """--resume continues a run with the settings stored in its folder: refuse options, other than
+    ``allowed``, that the user gave and that would silently go unused."""
+    given = _given_options(ctx, {param.name for param in ctx.command.params} - allowed)
+    if given:
+        raise click.UsageError(f"--resume continues the run with the settings stored in it; drop {', '.join(given)} "
+                               "(a resumed run takes only --steps, --minutes and --threads)")
 
 
 def _parse_model_options(pairs: tuple[str, ...]) -> dict:
@@ -123,6 +162,20 @@ def _parse_model_options(pairs: tuple[str, ...]) -> dict:
     return options
 
 
+def _objectives(high_frequency_weight: float, structure_texture: bool) -> dict[str, float]:
+    """The objectives --hf-loss and --structure-texture name; none given: the model's default."""
+    if not (high_frequency_weight or structure_texture):
+        return {}
+    return {"structure_texture" if structure_texture else "pixel": 1.0,
+            **({"high_frequency": high_frequency_weight} if high_frequency_weight else {})}
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="mobile-sr")
+def main() -> None:
+    """Train, quantize, evaluate and benchmark mobile super-resolution networks."""
+
+
 @main.command()
 def models() -> None:
     """List the registered models and their default configs."""
@@ -133,23 +186,6 @@ def models() -> None:
         click.echo(f"{name:<10} {spec.summary}\n{'':<10} defaults: {spec.config_class().to_dict()}")
 
 
-def _given_options(ctx: click.Context, names) -> list[str]:
-    """The flags (e.g. ``--seed``) of the parameters in ``names`` that the user set explicitly."""
-    from click.core import ParameterSource
-
-    return [param.opts[0] for param in ctx.command.params if param.name in names
-            and ctx.get_parameter_source(param.name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)]
-
-
-def _refuse_settings_on_resume(ctx: click.Context, allowed: set[str]) -> None:
-    """--resume continues a run with the settings stored in its folder: refuse options, other than
-    ``allowed``, that the user gave and that would silently go unused."""
-    given = _given_options(ctx, {param.name for param in ctx.command.params} - allowed)
-    if given:
-        raise click.UsageError(f"--resume continues the run with the settings stored in it; drop {', '.join(given)} "
-                               "(a resumed run takes only --steps, --minutes and --threads)")
-
-
 @main.command()
 @click.option("--model", "model_name", default="scsrn", show_default=True, help="Registered model name (see 'mobile-sr models'): SR or HDR.")
 @click.option("--data", default="default", show_default=True,
@@ -157,13 +193,13 @@ def _refuse_settings_on_resume(ctx: click.Context, allowed: set[str]) -> None:
                    "scikit-image). HDR: a Kalantari root, a folder of photos or .hdr/.exr radiance maps (synthetic exposures), or 'default' "
                    "(synthetic exposures of the scikit-image photos).")
 @click.option("--val-data", default=None, help="Validation data (folder or name); default: the default's val photos, or a few images held out of --data.")
-@click.option("--scale", type=click.IntRange(2, 4), default=3, show_default=True, help="SR scale.")
+@click.option("--scale", type=click.IntRange(min(SCALES), max(SCALES)), default=3, show_default=True, help="SR scale.")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Step budget.")
 @click.option("--minutes", type=click.FloatRange(min=0, min_open=True), default=None, help="Training-time budget (default 8 when --steps is not given either).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Batch size [SR: 16, HDR: 8].")
 @click.option("--patch-size", type=click.IntRange(min=8), default=None, help="Patch side in pixels (SR: of the LR image) [SR: 64, HDR: 128].")
 @click.option("--lr", "learning_rate", type=float, default=None, help="Peak Adam learning rate [SR: 1e-3, HDR: 5e-4].")
-@click.option("--lr-schedule", type=click.Choice(["step", "cosine"]), default="step", show_default=True)
+@click.option("--lr-schedule", type=click.Choice(LR_SCHEDULES), default="step", show_default=True)
 @click.option("--l2-finetune", "l2_finetune_fraction", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
               help="Fraction of the budget, at the end, trained with L2 instead of L1.")
 @click.option("--ema", "ema_decay", type=click.FloatRange(0, 1, max_open=True), default=0.999, show_default=True, help="Weight EMA decay (0: off).")
@@ -186,7 +222,9 @@ def train(model_name, data, val_data, scale, steps, minutes, batch_size, patch_s
           seed, threads, run_dir, resume, overwrite) -> None:
     """Train a model in float and write a run folder (config, checkpoints, weights, curves)."""
     from mobile_sr.data.locations import stored_dataset_argument
-    from mobile_sr.training import TrainConfig, train as run_training
+    from mobile_sr.tasks import task_of_model
+    from mobile_sr.training import TrainConfig
+    from mobile_sr.training import train as run_training
 
     if resume and overwrite:
         raise click.UsageError("--resume and --overwrite contradict each other; pick one")
@@ -194,15 +232,13 @@ def train(model_name, data, val_data, scale, steps, minutes, batch_size, patch_s
         _refuse_settings_on_resume(click.get_current_context(), {"steps", "minutes", "threads", "run_dir", "resume"}
                                    | (set() if run_dir else {"model_name", "scale"}))
     _set_threads(threads)
-    options = _parse_model_options(model_options)
+    options = {**task_of_model(model_name).model_options(scale=scale), **_parse_model_options(model_options)}
     if channels is not None:
         options["channels"] = channels
     config = TrainConfig.for_model(
-        model_name, scale=scale, model_options=options, high_frequency_weight=high_frequency_weight,
-        structure_texture=structure_texture,
+        model_name, model_options=options, objectives=_objectives(high_frequency_weight, structure_texture),
         data=stored_dataset_argument(data), val_data=stored_dataset_argument(val_data), steps=steps, minutes=minutes,
-        batch_size=batch_size,
-        patch_size=patch_size, learning_rate=learning_rate, lr_schedule=lr_schedule,
+        batch_size=batch_size, patch_size=patch_size, learning_rate=learning_rate, lr_schedule=lr_schedule,
         l2_finetune_fraction=l2_finetune_fraction, ema_decay=ema_decay, symmetry_strength=symmetry_strength, seed=seed,
     )
     run_training(config, run_dir=run_dir, resume=resume, overwrite=overwrite, log=_echo)
@@ -219,7 +255,7 @@ def train(model_name, data, val_data, scale, steps, minutes, batch_size, patch_s
 @click.option("--symmetry", "symmetry_strength", type=click.FloatRange(min=0), default=1e-2, show_default=True,
               help="Strength of the symmetric-weight regularizer.")
 @click.option("--plain", is_flag=True, help="Plain QAT: no weight clipping, no regularizer.")
-@click.option("--rounding", type=click.Choice(["data-aware", "nearest"]), default="data-aware", show_default=True,
+@click.option("--rounding", type=click.Choice(ROUNDING_CHOICES), default=ROUNDING_CHOICES[0], show_default=True,
               help="Start from conv weights rounded onto the int8 grid to fit the data, or to the nearest level (plain tfmot QAT).")
 @click.option("--l2-fraction", "l2_fraction", type=click.FloatRange(0, 1), default=1.0, show_default=True,
               help="Fraction of the budget trained with L2 (the rest L1); fine-tuning for PSNR wants L2.")
@@ -243,29 +279,16 @@ def qat(float_run, data, steps, minutes, learning_rate, clip_threshold, symmetry
     if plain and shaping_given:
         raise click.UsageError(f"--plain turns weight clipping and the regularizer off; drop {', '.join(shaping_given)} "
                                "or --plain")
-    from mobile_sr.runs import read_run_config
-    from mobile_sr.tasks import task_of
-    from mobile_sr.data.locations import stored_dataset_argument
-    from mobile_sr.training import TrainConfig, train as run_training
+    from mobile_sr.training import finetune
 
     if resume:  # --run, and without --out --plain, pick the run folder
         _refuse_settings_on_resume(click.get_current_context(), {"float_run", "steps", "minutes", "threads", "run_dir", "resume"}
                                    | (set() if run_dir else {"plain"}))
     _set_threads(threads)
-    base = read_run_config(float_run)
-    if learning_rate is None:
-        learning_rate = task_of(base["model"]).qat_learning_rate
-    config = TrainConfig.from_dict({
-        **base["train"], "data": stored_dataset_argument(data) or base["train"]["data"], "steps": steps, "minutes": minutes,
-        "learning_rate": learning_rate, "warmup_steps": 0, "l2_finetune_fraction": l2_fraction,
-        "init_from": str(float_run.resolve()),  # the run then works from any folder
-        "seed": base["train"]["seed"] if seed is None else seed,
-        "qat": True, "qat_rounding": rounding.replace("-", "_"),
-        "clip_threshold": None if plain else clip_threshold, "symmetry_strength": 0.0 if plain else symmetry_strength,
-    })
-    resolved = float_run.resolve()  # '.' too: the run folder given from inside it
-    run_dir = run_dir or resolved.with_name(resolved.name + ("-qat-plain" if plain else "-qat"))
-    run_training(config, run_dir=run_dir, resume=resume, overwrite=overwrite, log=_echo)
+    finetune(float_run, data=data, steps=steps, minutes=minutes, learning_rate=learning_rate,
+             clip_threshold=clip_threshold, symmetry_strength=symmetry_strength, plain=plain,
+             rounding=rounding.replace("-", "_"), l2_fraction=l2_fraction, seed=seed, run_dir=run_dir, resume=resume,
+             overwrite=overwrite, log=_echo)
 
 
 @main.command()
@@ -274,12 +297,13 @@ def qat(float_run, data, steps, minutes, learning_rate, clip_threshold, symmetry
 @click.option("--float", "float32", is_flag=True, help="Float32.")
 @click.option("--fp16", "fp16", is_flag=True, help="Float16 weights.")
 @click.option("--input-size", default=None, help="Input HxW, or 'dynamic' [SR: 360x640 LR, HDR: 1000x1500].")
-@click.option("--io-type", type=click.Choice(["uint8", "int8"]), default=None, help="With --int8: the model's input/output type [default: uint8].")
+@click.option("--io-type", type=click.Choice(IO_TYPES), default=None, help="With --int8: the model's input/output type [default: uint8].")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Output .tflite (default export/<run>_<mode>_<size>.tflite); a JSON report goes next to it.")
 def export(run_dir, int8, float32, fp16, input_size, io_type, out_path) -> None:
     """Export a trained run to .tflite and verify it in the LiteRT interpreter."""
-    from mobile_sr.export import default_input_size, export_run, latest_run, parse_input_size
+    from mobile_sr.export import default_input_size, export_run, parse_input_size
+    from mobile_sr.runs import latest_run
 
     modes = [mode for mode, chosen in (("int8", int8), ("float", float32), ("fp16", fp16)) if chosen]
     if len(modes) != 1:
@@ -296,7 +320,7 @@ def export(run_dir, int8, float32, fp16, input_size, io_type, out_path) -> None:
         size = default_input_size(run_dir) if input_size is None else parse_input_size(input_size)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--input-size") from None
-    export_run(run_dir=run_dir, mode=mode, input_size=size, io_type=io_type or "uint8", out_path=out_path, log=_echo)
+    export_run(run_dir=run_dir, mode=mode, input_size=size, io_type=io_type or IO_TYPES[0], out_path=out_path, log=_echo)
 
 
 @main.command()
@@ -308,7 +332,7 @@ def export(run_dir, int8, float32, fp16, input_size, io_type, out_path) -> None:
 @click.option("--threads", type=click.IntRange(min=1), callback=_cap_threads, default=None)
 def merge(tflite_path, exposures, destination, stops, no_preview, threads) -> None:
     """Merge three exposures (short, reference, long) into DESTINATION (.hdr or .exr)."""
-    from mobile_sr.merge import merge_exposures
+    from mobile_sr.tasks.hdr.merge import merge_exposures
 
     _check_output(destination)
 
@@ -333,7 +357,7 @@ def merge(tflite_path, exposures, destination, stops, no_preview, threads) -> No
 @click.option("--threads", type=click.IntRange(min=1), callback=_cap_threads, default=None)
 def upscale(tflite_path, source, destination, tile, threads) -> None:
     """Upscale an image (or every image of a folder into a folder) with a .tflite model."""
-    from mobile_sr.upscale import upscale_path
+    from mobile_sr.tasks.sr.upscale import upscale_path
 
     _check_output(destination if destination.suffix and not destination.is_dir() else destination / "upscaled.png")
 
@@ -350,7 +374,7 @@ def upscale(tflite_path, source, destination, tile, threads) -> None:
 @click.option("--xnnpack", type=click.Choice(["on", "off", "both"]), default="on", show_default=True, help="Host: XNNPACK delegate.")
 @click.option("--android", is_flag=True, help="Run on a phone over adb with TFLite's benchmark_model.")
 @click.option("--serial", default=None, help="Android device serial (adb devices).")
-@click.option("--delegate", type=click.Choice(["cpu", "xnnpack", "gpu", "nnapi"]), default="xnnpack", show_default=True, help="Android delegate.")
+@click.option("--delegate", type=click.Choice(DELEGATES), default="xnnpack", show_default=True, help="Android delegate.")
 @click.option("--benchmark-binary", type=click.Path(path_type=Path), default=None, help="benchmark_model for the phone's ABI (or $MOBILE_SR_BENCHMARK_MODEL).")
 @click.option("--apk", is_flag=True, help="Use the TFLite benchmark APK instead of the binary.")
 @click.option("--nnapi-accelerator", default=None, help="NNAPI accelerator name.")
@@ -361,7 +385,8 @@ def upscale(tflite_path, source, destination, tile, threads) -> None:
 def bench(models, threads, runs, seconds, warmup, xnnpack, android, serial, delegate, benchmark_binary, apk,
           nnapi_accelerator, profile, json_path, eval_jsons) -> None:
     """Per-frame latency of .tflite models on this host (LiteRT) or on an Android phone (adb)."""
-    from mobile_sr.benchmark.host import count_macs, parse_threads, to_csv, to_table
+    from mobile_sr.benchmark import DEFAULT_REPORT, run_benchmark
+    from mobile_sr.benchmark.host import parse_threads
 
     _check_json_option(json_path)
     try:
@@ -382,7 +407,7 @@ def bench(models, threads, runs, seconds, warmup, xnnpack, android, serial, dele
         raise click.UsageError(f"{', '.join(android_only)} {'are' if len(android_only) > 1 else 'is'} for a phone: "
                                "add --android, or drop them to time the model on this host")
     outputs = [] if json_path is None else [json_path, json_path.with_suffix(".csv")]
-    base = json_path or Path("bench.json")
+    base = json_path or DEFAULT_REPORT
     if eval_jsons:
         outputs += [base.with_suffix(".md"), base.with_suffix(".png")]
     inputs = {**{path: f"the --compare report {path}" for path in eval_jsons}, **_model_files(models)}
@@ -390,51 +415,17 @@ def bench(models, threads, runs, seconds, warmup, xnnpack, android, serial, dele
         for path in outputs:
             _check_default_report(path)
     _check_outputs(outputs, inputs=inputs)
-    psnr = None
-    if eval_jsons:  # read before the benchmark, which a bad report would otherwise waste
-        from mobile_sr.benchmark.report import load_psnr, unmatched_reports
-
-        psnr = load_psnr(list(eval_jsons))
-        reports_left_out, models_left_out = unmatched_reports(psnr, list(models))
-        if models_left_out:
-            click.echo(f"note: no --compare report for {', '.join(models_left_out)}: no PSNR in their rows")
-        if reports_left_out:
-            click.echo(f"note: the --compare reports of {', '.join(reports_left_out)} match no benchmarked model: "
-                       "left out of the table")
-    if android:
-        from mobile_sr.benchmark.android import benchmark_on_android
-
-        results = benchmark_on_android(
-            models=list(models), delegate=delegate, threads=thread_counts, serial=serial, benchmark_binary=benchmark_binary,
-            use_apk=apk, nnapi_accelerator=nnapi_accelerator, op_profiling=profile, runs=runs, warmup_runs=warmup, log=_echo,
-        )
-        macs = {Path(path).name: count_macs(path) for path in models}
-        for result in results:
-            result["macs"] = macs[result["model"]]
-    else:
-        from mobile_sr.benchmark.host import benchmark_host
-
-        modes = {"on": (True,), "off": (False,), "both": (True, False)}[xnnpack]
-        results = benchmark_host(list(models), threads=thread_counts, xnnpack=modes, runs=runs, warmup=warmup,
-                                 seconds=seconds, log=_echo)
-    click.echo(to_table(results))
-    if json_path is not None:
-        from mobile_sr.images import atomic_write_bytes
-
-        atomic_write_bytes(json_path, (json.dumps(results, indent=2) + "\n").encode())
-        atomic_write_bytes(json_path.with_suffix(".csv"), to_csv(results).encode())
-        click.echo(f"wrote {json_path} and {json_path.with_suffix('.csv').name}")
-    if psnr is not None:
-        from mobile_sr.benchmark.report import write_comparison
-
-        markdown = write_comparison(results, psnr, base.with_suffix(".md"), base.with_suffix(".png"))
-        click.echo(markdown + f"wrote {base.with_suffix('.md')} and {base.with_suffix('.png')}")
+    xnnpack_modes = {"on": (True,), "off": (False,), "both": (True, False)}[xnnpack]
+    run_benchmark(list(models), android=android, threads=thread_counts, runs=runs, warmup=warmup, seconds=seconds,
+                  xnnpack=xnnpack_modes, serial=serial, delegate=delegate, benchmark_binary=benchmark_binary, use_apk=apk,
+                  nnapi_accelerator=nnapi_accelerator, op_profiling=profile, json_path=json_path,
+                  compare=list(eval_jsons), log=_echo)
 
 
 @main.command("eval")
 @click.option("--run", "run_dir", type=click.Path(path_type=Path), default=None, help="Run folder of a trained model.")
 @click.option("--tflite", "tflite_path", type=click.Path(path_type=Path), default=None, help="A .tflite model, run in LiteRT.")
-@click.option("--model", "model_name", type=click.Choice(["bicubic", "debevec", "robertson"]), default=None,
+@click.option("--model", "model_name", type=click.Choice(baseline_names()), default=None,
               help="A model-free baseline: bicubic (SR), OpenCV's Debevec or Robertson merge (HDR).")
 @click.option("--data", required=True, help="SR: folder of HR images, or a named set (set5, set14, default). "
                                             "HDR: a Kalantari root, a folder of photos or radiance maps, or default (synthetic).")
@@ -446,125 +437,24 @@ def bench(models, threads, runs, seconds, warmup, xnnpack, android, serial, dele
 def eval_command(run_dir, tflite_path, model_name, data, scales, json_path, quiet, tile) -> None:
     """SR: PSNR/SSIM on Y (BT.601, scale pixels shaved) of a run, a .tflite or bicubic on HR images.
     HDR: PSNR-mu/PSNR-l/SSIM-mu of a run or an OpenCV merge, next to the OpenCV merges."""
-    from mobile_sr.data import load_sr_pairs
-    from mobile_sr.evaluation import (
-        bicubic_upscaler, evaluate_pairs, format_report, write_crops, write_report,
-    )
+    from mobile_sr.evaluation import load_subject
+    from mobile_sr.tasks import EvalOptions
 
     if sum(v is not None for v in (run_dir, tflite_path, model_name)) != 1:
-        raise click.UsageError("give exactly one of --run RUN_DIR, --tflite FILE or --model bicubic|debevec|robertson")
+        raise click.UsageError(f"give exactly one of --run RUN_DIR, --tflite FILE or --model {'|'.join(baseline_names())}")
     if tile and tflite_path is None:
         raise click.UsageError("--tile runs a --tflite model in tiles; --run and --model evaluate whole images: drop --tile")
-    if model_name in ("debevec", "robertson"):
-        _refuse_sr_options_for_hdr(model_name, scales=scales, tile=tile)
     _check_json_option(json_path)
     if tflite_path is not None:
         _check_outputs([json_path], inputs=_model_files([tflite_path]))
-    else:
+    elif run_dir is None:
         _check_output(json_path)
-    if model_name in ("debevec", "robertson"):
-        return _eval_hdr(None, name=model_name, data=data, json_path=json_path, quiet=quiet)
-    if tflite_path is not None:
-        from mobile_sr.tflite import TFLiteMerger, TFLiteUpscaler, graph_task
+    task, subject = load_subject(run_dir=run_dir, tflite_path=tflite_path, baseline=model_name, log=_echo)
+    if run_dir is not None:
+        from mobile_sr.runs import CONFIG_FILE, SUMMARY_FILE
 
-        if graph_task(tflite_path) == "hdr":
-            _refuse_sr_options_for_hdr(tflite_path, scales=scales, tile=tile)
-            return _eval_hdr(TFLiteMerger(tflite_path), name=tflite_path.stem, data=data, json_path=json_path, quiet=quiet)
-
-        upscaler = TFLiteUpscaler(tflite_path, tile=tile)
-        if scales not in (None, [upscaler.scale]):
-            raise click.UsageError(f"{tflite_path} is x{upscaler.scale}; drop --scale or pass --scale {upscaler.scale}")
-        scales = [upscaler.scale]
-        name, upscaler_for = tflite_path.stem, lambda _scale: upscaler
-    elif run_dir is not None:
-        from mobile_sr.evaluation import keras_upscaler
-        from mobile_sr.runs import CONFIG_FILE, SUMMARY_FILE, load_trained_model
-
-        model, run_config = load_trained_model(run_dir)
-        _note_unfinished_run(run_dir)
         if json_path is None:
             json_path = Path(run_dir) / "eval" / "report.json"
             _check_default_report(json_path)
         _check_outputs([json_path], inputs={Path(run_dir) / name: f"the run's {name}" for name in (CONFIG_FILE, SUMMARY_FILE)})
-        if "scale" not in run_config["model_config"]:
-            from mobile_sr.hdr_evaluation import keras_merger
-            from mobile_sr.models import make_config
-
-            _refuse_sr_options_for_hdr(run_dir, scales=scales, tile=tile)
-            size_multiple = make_config(run_config["model"], **run_config["model_config"]).size_multiple
-            return _eval_hdr(keras_merger(model, size_multiple=size_multiple), name=run_config["model"], data=data,
-                             quiet=quiet, json_path=json_path)
-        run_scale = run_config["model_config"]["scale"]
-        if scales not in (None, [run_scale]):
-            raise click.UsageError(f"the model in {run_dir} is x{run_scale}; drop --scale or pass --scale {run_scale}")
-        scales = [run_scale]
-        name, upscaler_for = run_config["model"], lambda _scale: keras_upscaler(model)
-    else:
-        scales = scales or [3]
-        name, upscaler_for = model_name, bicubic_upscaler
-    reports = []
-    for scale in scales:
-        dataset, pairs = load_sr_pairs(data, scale, split="val")
-        upscale = upscaler_for(scale)
-        report = evaluate_pairs(upscale, pairs, model=name, dataset=dataset, scale=scale)
-        click.echo(format_report(report, per_image=not quiet))
-        reports.append(report)
-        if json_path is not None:
-            suffix = f"_{dataset}_x{scale}_crops.png"
-            write_crops(report, upscale, pairs, json_path.with_name(json_path.stem + suffix))
-    if json_path is not None:
-        write_report(reports[0] if len(reports) == 1 else reports, json_path)
-        click.echo(f"wrote {json_path}")
-
-
-def _refuse_sr_options_for_hdr(model, *, scales, tile: bool) -> None:
-    given = [flag for flag, value in (("--scale", scales), ("--tile", tile)) if value]
-    if given:
-        raise click.UsageError(f"{model} merges HDR exposures; {' and '.join(given)} {'are' if len(given) > 1 else 'is'} "
-                               f"for SR models only: drop {' and '.join(given)}")
-
-
-def _note_unfinished_run(run_dir: Path) -> None:
-    """Say so when ``load_trained_model`` fell back to a checkpoint: the run has no final weights."""
-    from mobile_sr.runs import CHECKPOINT_DIR, WEIGHTS_FILE
-
-    if not (Path(run_dir) / WEIGHTS_FILE).is_file():
-        from mobile_sr.backend import tf
-
-        step = tf.train.latest_checkpoint(str(Path(run_dir) / CHECKPOINT_DIR)).rsplit("-", 1)[-1]
-        click.echo(f"note: {run_dir} has no final {WEIGHTS_FILE} (an unfinished run); evaluating its checkpoint of step {step}")
-
-
-def _check_default_report(path: Path) -> None:
-    from mobile_sr.errors import OutputError
-
-    try:
-        _check_output(path)
-    except OutputError as exc:
-        raise OutputError(f"{exc} (the default report location: --json chooses another place)") from None
-
-
-def _eval_hdr(merger, *, name: str, data: str, json_path: Path | None, quiet: bool) -> None:
-    """Score an HDR merger (a Keras model or a .tflite; with None, only the classical merges) on
-    ``data``, next to OpenCV's Debevec and Robertson merges and the reference exposure alone."""
-    from mobile_sr.data.hdr import load_hdr_scenes
-    from mobile_sr.hdr_evaluation import (
-        evaluate_scenes, format_hdr_report, opencv_merger, reference_exposure_merger, save_hdr_figure,
-        write_hdr_report,
-    )
-
-    dataset, scenes = load_hdr_scenes(data, "val")
-    mergers = {} if merger is None else {name: merger}
-    mergers.update({"debevec": opencv_merger("debevec"), "robertson": opencv_merger("robertson"),
-                    "reference exposure": reference_exposure_merger})
-    progress = None if quiet else _echo
-    reports = [evaluate_scenes(merge, scenes, model=label, dataset=dataset, progress=progress) for label, merge in mergers.items()]
-    for report in reports:
-        click.echo(format_hdr_report(report))
-    if json_path is not None:
-        write_hdr_report(reports, json_path)
-        worst = min(reports[0].scenes, key=lambda scene: scene.psnr_mu).name
-        scene = next(s for s in scenes if s.name == worst)
-        figure = json_path.with_name(json_path.stem + f"_{worst}.png")
-        save_hdr_figure(scene, {label: mergers[label](scene) for label in list(mergers)[:3]}, figure)
-        click.echo(f"wrote {json_path} and {figure.name}")
+    task.evaluate(subject, EvalOptions(data, scales=scales, tile=tile, json_path=json_path, quiet=quiet, log=_echo))

@@ -11,24 +11,28 @@ from __future__ import annotations
 
 import collections
 import json
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any
 
 import numpy as np
 
 from mobile_sr import runs
-from mobile_sr.errors import DatasetError, OutputError, QuantizationError, RunFolderError, TFLiteError
-from mobile_sr.images import atomic_write_bytes, check_output_path
+from mobile_sr.core.errors import DatasetError, OutputError, QuantizationError, TFLiteError
+from mobile_sr.core.files import atomic_write_bytes, check_output_path, write_json
+from mobile_sr.runs import RunConfig
+from mobile_sr.tasks import Task
+from mobile_sr.tflite import error_reason, graph_ops, load_interpreter
 
 MODES = ("int8", "float", "fp16")
 IO_TYPES = ("uint8", "int8")
-DEFAULT_INPUT_SIZE = (360, 640)  # the Mobile AI challenge frame: 360x640 LR -> 1080x1920 for x3
-DEFAULT_HDR_INPUT_SIZE = (1000, 1500)  # a 1.5-megapixel frame, the size of Kalantari's test scenes
 CALIBRATION_SAMPLES = 64
 MAX_TENSOR_VALUES = 2**31 - 1  # LiteRT's kernels index a tensor's values with 32-bit ints
 TFLITE_IDENTIFIER = b"TFL3"  # the FlatBuffer file identifier, at bytes 4..7 of a .tflite
 REPORT_KEYS = {"file", "size_bytes", "ops", "op_counts", "input", "output"}  # in every report export writes
+TASK_FRAME = "task frame"  # export_run's default input size: the run's task's frame
 
 
 @dataclass(frozen=True)
@@ -52,54 +56,33 @@ def parse_input_size(text: str) -> tuple[int, int] | None:
     return height, width
 
 
-def _size_multiple(run_config: dict) -> int:
-    from mobile_sr.models import make_config
-
-    return getattr(make_config(run_config["model"], **run_config["model_config"]), "size_multiple", 1)
-
-
-def _training_inputs(run_config: dict) -> list[np.ndarray]:
-    """The run's training data as model inputs (SR: LR images; HDR: exposures, channel-stacked)."""
-    train = run_config["train"]
+def _training_inputs(run_config: RunConfig) -> list[np.ndarray]:
+    """The run's training data as channel-stacked model inputs (the task's calibration sources)."""
+    train = run_config.train
     try:
-        if "scale" in run_config["model_config"]:
-            from mobile_sr.data.sr import load_sr_pairs
-
-            _, pairs = load_sr_pairs(train["data"], run_config["model_config"]["scale"], split="train")
-            return [pair.lr for pair in pairs]
-        from mobile_sr.data.hdr import load_hdr_scenes, network_inputs
-
-        _, scenes = load_hdr_scenes(train["data"], "train", seed=train["seed"])
-        return [np.concatenate(network_inputs(s.ldrs, s.exposure_times), axis=-1) for s in scenes]
+        return run_config.task.calibration_sources(train.data, seed=train.seed, model_config=run_config.model_config)
     except DatasetError as exc:
-        raise DatasetError(f"{exc} (post-training quantization calibrates on the run's training data '{train['data']}', "
+        raise DatasetError(f"{exc} (post-training quantization calibrates on the run's training data '{train.data}', "
                            f"from its {runs.CONFIG_FILE}; {runs.RELATIVE_DATA_HINT})") from None
 
 
 def default_input_size(run_dir: Path) -> tuple[int, int]:
-    """The export size of a run when none is given: the SR challenge frame, or an HDR frame."""
-    return DEFAULT_INPUT_SIZE if "scale" in runs.read_run_config(run_dir)["model_config"] else DEFAULT_HDR_INPUT_SIZE
-
-
-def latest_run(root: Path = Path("runs")) -> Path:
-    """The most recently finished run below ``root``."""
-    finished = [p.parent for p in root.glob(f"*/{runs.WEIGHTS_FILE}")] if root.is_dir() else []
-    if not finished:
-        raise RunFolderError(f"no finished run in {root}/; train one with 'mobile-sr train' or pass --run")
-    return max(finished, key=lambda p: (p / runs.WEIGHTS_FILE).stat().st_mtime)
+    """The export size of a run when none is given: its task's frame (SR: the challenge's 360x640)."""
+    return runs.read_run_config(run_dir).task.default_export_size
 
 
 def _as_batch(samples: list[list[np.ndarray]]):
     """Samples (each a list of model inputs) as one batch: an array, or a list per input."""
-    batch = [np.concatenate(parts) for parts in zip(*samples)]
+    batch = [np.concatenate(parts) for parts in zip(*samples, strict=True)]
     return batch if len(batch) > 1 else batch[0]
 
 
-def calibration_samples(run_config: dict, input_size: tuple[int, int] | None, seed: int = 0) -> list[list[np.ndarray]]:
+def calibration_samples(run_config: RunConfig, input_size: tuple[int, int] | None,
+                        seed: int = 0) -> list[list[np.ndarray]]:
     """Representative inputs for post-training quantization, cut from the run's training data:
     each a list of the model's inputs (SR: one 1 x H x W x 3 LR crop; HDR: three exposures)."""
-    train = run_config["train"]
-    height, width = input_size or (train["patch_size"], train["patch_size"])
+    height, width = input_size or (run_config.train.patch_size, run_config.train.patch_size)
+    task = run_config.task
     rng = np.random.default_rng(seed)
     sources = _training_inputs(run_config)
     samples = []
@@ -110,18 +93,19 @@ def calibration_samples(run_config: dict, input_size: tuple[int, int] | None, se
         top = rng.integers(source.shape[0] - height + 1)
         left = rng.integers(source.shape[1] - width + 1)
         crop = source[top : top + height, left : left + width][None].astype(np.float32)
-        samples.append(np.split(crop, crop.shape[-1] // 6, axis=-1) if crop.shape[-1] > 3 else [crop])
+        inputs = task.split_inputs(crop)
+        samples.append(inputs if isinstance(inputs, list) else [inputs])
     return samples
 
 
 def convert(model, *, mode: str, input_size: tuple[int, int] | None, io_type: str = "uint8",
             representative: Callable | None = None) -> bytes:
     """Convert a Keras model (float or QAT) to TFLite bytes."""
-    from mobile_sr.backend import tf
+    from mobile_sr.core.backend import tf
 
     height, width = input_size or (None, None)
     signatures = [tf.TensorSpec([1, height, width, int(tensor.shape[-1])], tf.float32, name=name)
-                  for tensor, name in zip(model.inputs, model.input_names)]
+                  for tensor, name in zip(model.inputs, model.input_names, strict=True)]
     if len(signatures) == 1:
         function = tf.function(lambda image: model(image, training=False)).get_concrete_function(*signatures)
     else:
@@ -146,11 +130,9 @@ def convert(model, *, mode: str, input_size: tuple[int, int] | None, io_type: st
 
 def inspect(path: Path) -> dict:
     """What a .tflite holds: ops, tensor types, I/O shapes and quantization, size."""
-    from mobile_sr.tflite import load_interpreter
-
-    interpreter = load_interpreter(path, expect=None)
+    interpreter = load_interpreter(path)
     tensors = interpreter.get_tensor_details()
-    ops = [op["op_name"] for op in interpreter._get_ops_details() if op["op_name"] != "DELEGATE"]
+    ops = graph_ops(path)
 
     def describe(detail: dict) -> dict:
         scale, zero_point = detail["quantization"]
@@ -172,10 +154,8 @@ def inspect(path: Path) -> dict:
     }
 
 
-def verify(path: Path, report: dict, *, mode: str, io_type: str, size_multiple: int = 1) -> None:
+def verify(path: Path, report: dict, *, task: Task, mode: str, io_type: str, size_multiple: int = 1) -> None:
     """Raise QuantizationError unless the model is what the export promised, and runs."""
-    from mobile_sr.tflite import TFLiteMerger, TFLiteUpscaler, graph_task
-
     expected = io_type if mode == "int8" else "float32"
     for side, detail in [*(("input", d) for d in report["inputs"]), ("output", report["output"])]:
         if detail["dtype"] != expected:
@@ -191,51 +171,32 @@ def verify(path: Path, report: dict, *, mode: str, io_type: str, size_multiple: 
             raise QuantizationError(f"unexpected int32 tensors: {report['int32_tensors'][:5]}")
     # a dynamic size runs at 64x64, or the next size the model's downsampling accepts
     height, width = (v if v > 0 else -(-64 // size_multiple) * size_multiple for v in report["input"]["shape"][1:3])
-    rng = np.random.default_rng(0)
-    if graph_task(path) == "hdr":
-        result = TFLiteMerger(path, size_multiple=size_multiple).tonemapped(
-            [rng.uniform(0, 1, (height, width, 6)) for _ in range(3)])
-        expected_shape = (height, width, 3)
-    else:
-        upscaler = TFLiteUpscaler(path, size_multiple=size_multiple)
-        result = upscaler(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
-        expected_shape = (height * upscaler.scale, width * upscaler.scale, 3)
-    if result.shape != expected_shape:
-        raise TFLiteError(f"{path}: the interpreter returned {result.shape} for a {height}x{width} input")
+    task.check_exported(path, size_multiple=size_multiple, height=height, width=width)
 
 
-def _size_hint(run_config: dict) -> str:
-    if "scale" in run_config["model_config"]:
-        return ("export a smaller --input-size (e.g. 360x640, or 'dynamic'): 'mobile-sr upscale' runs larger "
-                "images by resizing the input, or in tiles with --tile")
-    return "export a smaller --input-size (e.g. 1000x1500, or 'dynamic')"
-
-
-def _check_tensor_sizes(run_config: dict, input_size: tuple[int, int]) -> None:
+def _check_tensor_sizes(run_config: RunConfig, input_size: tuple[int, int]) -> None:
     """Refuse an input size whose input or output tensor holds more values than LiteRT can index."""
     height, width = input_size
-    scale = run_config["model_config"].get("scale", 1)
-    input_values = height * width * (3 if "scale" in run_config["model_config"] else 6)
-    largest = max(input_values, height * scale * width * scale * 3)
+    task = run_config.task
+    input_values = max(height * width * model_input.channels for model_input in task.inputs)
+    largest = max(input_values, math.prod(task.output_shape(run_config.model_config, height, width)))
     if largest > MAX_TENSOR_VALUES:
         raise QuantizationError(f"input size {height}x{width} is too large: the model's input or output tensor would hold "
                                 f"{largest:,} values, more than the {MAX_TENSOR_VALUES:,} LiteRT can index; "
-                                + _size_hint(run_config))
+                                + task.export_size_hint())
 
 
 def _verification_failure(exc: TFLiteError, *, staging: Path, out_path: Path, input_size: tuple[int, int] | None,
-                          run_config: dict) -> TFLiteError:
+                          task: Task) -> TFLiteError:
     """``exc`` (raised on the staged file) about the real output. A fresh model that the interpreter
     cannot load at a fixed size fails for that size (XNNPACK cannot reshape, the arena cannot be
     allocated), not for its graph."""
     # load_interpreter raises from None: the interpreter's own reason is the context
     if input_size is None or exc.__context__ is None:
         return TFLiteError(str(exc).replace(str(staging), str(out_path)))
-    from mobile_sr.tflite import error_reason
-
     reason = error_reason(exc.__context__)
     return TFLiteError(f"{out_path}: the LiteRT interpreter cannot run the exported model at input size "
-                       f"{input_size[0]}x{input_size[1]} ({reason}); the size is too large for it: " + _size_hint(run_config))
+                       f"{input_size[0]}x{input_size[1]} ({reason}); the size is too large for it: " + task.export_size_hint())
 
 
 def default_export_path(run_dir: Path, mode: str, input_size: tuple[int, int] | None) -> Path:
@@ -265,10 +226,7 @@ def _check_replaceable(out_path: Path, report_path: Path) -> None:
                               "that file away")
 
 
-def export_run(*, run_dir: Path, mode: str, input_size: tuple[int, int] | None = DEFAULT_INPUT_SIZE,
-               io_type: str = "uint8", out_path: Path | None = None,
-               log: Callable[[str], None] = print) -> ExportResult:
-    """Export the run in ``run_dir`` as ``mode`` (int8, float, fp16); see the module docstring."""
+def _check_arguments(*, mode: str, input_size, io_type: str, out_path: Path | None) -> None:
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if io_type not in IO_TYPES:
@@ -280,28 +238,27 @@ def export_run(*, run_dir: Path, mode: str, input_size: tuple[int, int] | None =
     if out_path is not None and Path(out_path).suffix.lower() != ".tflite":
         # the JSON report goes next to the model with a .json suffix; it must not replace the model
         raise ValueError(f"output {out_path} must end in .tflite")
-    run_dir = Path(run_dir)
-    out_path = Path(out_path) if out_path else default_export_path(run_dir, mode, input_size)
-    report_path = out_path.with_suffix(".json")
-    _check_replaceable(out_path, report_path)
+
+
+def _model_to_convert(run_dir: Path, *, mode: str, input_size: tuple[int, int] | None,
+                      log: Callable[[str], None]) -> tuple[Any, RunConfig]:
+    """The run's model in the form ``mode`` converts, with its run config: a QAT run as trained, a
+    float run in inference form, fake-quantized at its calibrated start for int8."""
     model, run_config = runs.load_trained_model(run_dir)
-    if not runs.is_qat_run(run_config):  # a QAT run is in inference form already
+    if not run_config.is_qat:  # a QAT run is in inference form already
         model = runs.deployed_model(model, run_config)
-    size_multiple = _size_multiple(run_config)
+    size_multiple = run_config.model_config.size_multiple
     if input_size is not None and (input_size[0] % size_multiple or input_size[1] % size_multiple):
-        raise QuantizationError(f"{run_config['model']} needs an input size that is a multiple of {size_multiple} "
+        raise QuantizationError(f"{run_config.model} needs an input size that is a multiple of {size_multiple} "
                                 f"(its downsampling), got {input_size[0]}x{input_size[1]}")
     if input_size is not None:
         _check_tensor_sizes(run_config, input_size)
-    qat = runs.is_qat_run(run_config)
-    post_training = mode == "int8" and not qat
-    if qat and mode != "int8":
+    if run_config.is_qat and mode != "int8":
         raise QuantizationError(f"{run_dir} is a QAT run: export it with --int8, or export its float run "
-                                f"({run_config['train']['init_from']}) with --{mode}")
-    if post_training:
+                                f"({run_config.train.init_from}) with --{mode}")
+    if mode == "int8" and not run_config.is_qat:
         log(f"{run_dir} has no QAT: int8 by post-training quantization, calibrated on "
-            f"{CALIBRATION_SAMPLES} patches of its training data ({run_config['train']['data']})")
-        from mobile_sr.models import get_model_spec
+            f"{CALIBRATION_SAMPLES} patches of its training data ({run_config.train.data})")
         from mobile_sr.quantization.qat import quantize_for_training
 
         # QAT's starting point without a training step: concat ranges equalized, kernels rounded to
@@ -310,33 +267,59 @@ def export_run(*, run_dir: Path, mode: str, input_size: tuple[int, int] | None =
         # on Set5) and keeps no separate output clip. Training-size patches: the calibration holds
         # every conv input of the batch at once.
         model = quantize_for_training(model, _as_batch(calibration_samples(run_config, None)),
-                                      value_range=get_model_spec(run_config["model"]).value_range)
-    content = convert(model, mode=mode, input_size=input_size, io_type=io_type)
+                                      value_range=run_config.task.value_range)
+    return model, run_config
 
+
+def _write_verified(content: bytes, *, out_path: Path, run_dir: Path, run_config: RunConfig, mode: str,
+                    io_type: str, input_size: tuple[int, int] | None) -> dict:
+    """Stage the model, verify it, then move it and its report into place; returns the report.
+    Nothing is left behind on failure, Ctrl-C included."""
+    task, size_multiple = run_config.task, run_config.model_config.size_multiple
+    report_path = out_path.with_suffix(".json")
     staging = out_path.with_name(f".{out_path.name}.partial")
     report_staging = report_path.with_name(f".{report_path.name}.partial")
     atomic_write_bytes(staging, content)
     try:
         try:
             report = inspect(staging)
-            verify(staging, report, mode=mode, io_type=io_type, size_multiple=size_multiple)
+            verify(staging, report, task=task, mode=mode, io_type=io_type, size_multiple=size_multiple)
         except TFLiteError as exc:
             raise _verification_failure(exc, staging=staging, out_path=out_path, input_size=input_size,
-                                        run_config=run_config) from None
-        report.update({"file": out_path.name, "run": str(run_dir), "model": run_config["model"],
-                       "scale": run_config["model_config"].get("scale"), "size_multiple": size_multiple, "mode": mode,
-                       "quantization": ("qat" if qat else "post-training") if mode == "int8" else None,
+                                        task=task) from None
+        report.update({"file": out_path.name, "run": str(run_dir), "task": task.name, "model": run_config.model,
+                       **task.summary_fields(run_config.model_config), "size_multiple": size_multiple, "mode": mode,
+                       "quantization": ("qat" if run_config.is_qat else "post-training") if mode == "int8" else None,
                        "io_type": io_type if mode == "int8" else "float32"})
         # both files staged first: the renames that follow leave no new model beside an old report
-        atomic_write_bytes(report_staging, (json.dumps(report, indent=2) + "\n").encode())
+        write_json(report_staging, report)
         staging.replace(out_path)
         report_staging.replace(report_path)
     except BaseException:  # Ctrl-C too: leave no staging file behind
         staging.unlink(missing_ok=True)
         report_staging.unlink(missing_ok=True)
         raise
+    return report
+
+
+def export_run(*, run_dir: Path, mode: str, input_size: tuple[int, int] | None | str = TASK_FRAME,
+               io_type: str = "uint8", out_path: Path | None = None,
+               log: Callable[[str], None] = print) -> ExportResult:
+    """Export the run in ``run_dir`` as ``mode`` (int8, float, fp16) at ``input_size`` (height,
+    width; None: dynamic; by default the task's frame, e.g. 360x640 for SR); see the module
+    docstring."""
+    if input_size == TASK_FRAME:
+        input_size = default_input_size(run_dir)
+    _check_arguments(mode=mode, input_size=input_size, io_type=io_type, out_path=out_path)
+    run_dir = Path(run_dir)
+    out_path = Path(out_path) if out_path else default_export_path(run_dir, mode, input_size)
+    _check_replaceable(out_path, out_path.with_suffix(".json"))
+    model, run_config = _model_to_convert(run_dir, mode=mode, input_size=input_size, log=log)
+    content = convert(model, mode=mode, input_size=input_size, io_type=io_type)
+    report = _write_verified(content, out_path=out_path, run_dir=run_dir, run_config=run_config, mode=mode,
+                             io_type=io_type, input_size=input_size)
     log(f"wrote {out_path} ({report['size_bytes'] / 1024:.1f} KB, {len(report['ops'])} ops: "
-        f"{', '.join(f'{k} x{v}' for k, v in report['op_counts'].items())}) and {report_path.name}")
+        f"{', '.join(f'{k} x{v}' for k, v in report['op_counts'].items())}) and {out_path.with_suffix('.json').name}")
     if report["xnnpack"] != "accepted":
         log(f"warning: LiteRT's XNNPACK delegate {report['xnnpack']}; the model runs on the slower builtin kernels")
-    return ExportResult(out_path, report_path, report, post_training)
+    return ExportResult(out_path, out_path.with_suffix(".json"), report, mode == "int8" and not run_config.is_qat)

@@ -6,7 +6,7 @@ rounded to integers, as MATLAB's ``rgb2ycbcr`` does for uint8 input, with ``shav
 removed. SSIM follows Wang et al. (11x11 Gaussian window, sigma 1.5, K1=0.01, K2=0.03, 'valid'
 filtering), as the reference MATLAB ``ssim_index`` does.
 
-HDR images are linear radiance normalised to [0, 1] (see :mod:`mobile_sr.hdr_protocol`). PSNR-l compares them directly, PSNR-mu and SSIM-mu after the mu-law tonemap
+HDR images are linear radiance normalised to [0, 1] (see :mod:`mobile_sr.tasks.hdr.protocol`). PSNR-l compares them directly, PSNR-mu and SSIM-mu after the mu-law tonemap
 T(H) = log(1 + mu H) / log(1 + mu), mu = 5000, the curve HDR networks are trained and judged on.
 """
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from mobile_sr.errors import MetricInputError
+from mobile_sr.core.errors import MetricInputError
 
 _Y_WEIGHTS = np.array([65.481, 128.553, 24.966]) / 255.0
 SSIM_WINDOW = 11

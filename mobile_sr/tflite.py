@@ -1,6 +1,7 @@
 """Running ``.tflite`` models in the LiteRT interpreter (``ai_edge_litert``), the runtime users
-deploy: loading with clear errors, uint8/int8/float I/O, whole-image inference by resizing the
-input tensors, and for SR seamless tiling for fixed-size models or very large images."""
+deploy: loading with clear errors, uint8/int8/float I/O, and inference at any size by resizing
+the input tensors. What runs a task's model (SR tiling, HDR merging) is the task's runner, built
+on these pieces (``mobile_sr.tasks.*.runner``)."""
 
 from __future__ import annotations
 
@@ -11,22 +12,17 @@ from pathlib import Path
 
 import numpy as np
 
-from mobile_sr.errors import TFLiteError
-from mobile_sr.native_logs import silenced_native_stderr
+from mobile_sr.core.errors import TFLiteError
+from mobile_sr.core.native_logs import silenced_native_stderr
 
-
-# (inputs, channels per input) of the two tasks' graphs: one LR RGB image, or three exposures
-# of 6 channels (mobile_sr.hdr_protocol)
-SR_INPUTS, HDR_INPUTS = (1, 3), (3, 6)
 # The most CPU threads a command takes (interpreter, benchmark, TensorFlow): past 4 per core
 # threads only contend, and tens of thousands crash LiteRT's thread pool (a segfault, no error).
 # At least 256, so that no real setting is refused on a small machine.
 MAX_THREADS = max(256, 4 * (os.cpu_count() or 1))
 
 
-def load_interpreter(path: str | Path, *, threads: int | None = None, expect: tuple[int, int] | None = SR_INPUTS):
-    """Load and allocate a .tflite; ``expect`` checks the (number of inputs, channels) of an SR
-    or HDR graph (None: any)."""
+def load_interpreter(path: str | Path, *, threads: int | None = None):
+    """Load and allocate a .tflite, with a one-line error for a missing or invalid file."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     if threads is not None and not (isinstance(threads, int) and 1 <= threads <= MAX_THREADS):
@@ -43,7 +39,7 @@ def load_interpreter(path: str | Path, *, threads: int | None = None, expect: tu
             # a dynamic-size graph starts at 1x1, too small for one that downsamples its input
             dynamic = [d for d in created.get_input_details() if is_dynamic(d) and len(d["shape"]) == 4]
             if dynamic:
-                side = _probe_side(graph_size_multiple(path))
+                side = probe_side(graph_size_multiple(path))
                 for detail in dynamic:
                     created.resize_tensor_input(detail["index"], [1, side, side, int(detail["shape"][-1])], strict=False)
             created.allocate_tensors()
@@ -63,13 +59,6 @@ def load_interpreter(path: str | Path, *, threads: int | None = None, expect: tu
         except (ValueError, RuntimeError) as retry_exc:
             raise TFLiteError(f"{path}: not a valid TFLite model ({error_reason(retry_exc)}); re-export it") from None
     interpreter.xnnpack_refusal = xnnpack_refusal
-    inputs, outputs = interpreter.get_input_details(), interpreter.get_output_details()
-    if expect is not None:
-        count, channels = expect
-        if len(inputs) != count or len(outputs) != 1 or any(len(d["shape"]) != 4 or d["shape"][-1] != channels for d in inputs):
-            what = "one 1xHxWx3 image input (an SR model)" if expect == SR_INPUTS else "three 1xHxWx6 exposure inputs (an HDR model)"
-            raise TFLiteError(f"{path}: expected {what} and one output, got "
-                              f"{', '.join(map(shape_text, inputs))} -> {', '.join(map(shape_text, outputs))}")
     return interpreter
 
 
@@ -87,6 +76,46 @@ def is_dynamic(detail: dict) -> bool:
 def error_reason(exc: BaseException) -> str:
     """The first line of an interpreter error."""
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def graph_ops(path: str | Path) -> list[str]:
+    """The op names of a .tflite's main graph in execution order, read from the file."""
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model(str(path))
+    return [flatbuffer_utils.opcode_to_name(model, op.opcodeIndex) for op in model.subgraphs[0].operators]
+
+
+def count_macs(path: str | Path) -> int:
+    """Multiply-accumulates of one inference at the model's input size (convs and dense layers),
+    from the shapes stored in the file: no tensors are allocated (the builtin conv kernels refuse
+    to prepare im2col buffers over 2^31 elements, e.g. AHDRNet at 1000x1500)."""
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    load_interpreter(path)  # validates the file with a clear error
+    model = flatbuffer_utils.read_model(str(path))
+    subgraph = model.subgraphs[0]
+
+    def shape(index: int) -> list[int]:
+        return [int(v) for v in subgraph.tensors[index].shape]
+
+    total = 0
+    for op in subgraph.operators:
+        name = flatbuffer_utils.opcode_to_name(model, op.opcodeIndex)
+        if name not in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV"):
+            continue
+        out = shape(op.outputs[0])
+        if name == "CONV_2D":  # filter: [out_c, kh, kw, in_c]
+            total += math.prod(out) * math.prod(shape(op.inputs[1])[1:])
+        elif name == "DEPTHWISE_CONV_2D":  # filter: [1, kh, kw, out_c]
+            filter_shape = shape(op.inputs[1])
+            total += math.prod(out) * filter_shape[1] * filter_shape[2]
+        elif name == "FULLY_CONNECTED":  # filter: [out, in]
+            total += math.prod(out) * shape(op.inputs[1])[1]
+        else:  # TRANSPOSE_CONV: inputs (output_shape, filter [out_c, kh, kw, in_c], input)
+            filter_shape = shape(op.inputs[1])
+            total += math.prod(shape(op.inputs[2])) * filter_shape[0] * filter_shape[1] * filter_shape[2]
+    return total
 
 
 def graph_size_multiple(path: str | Path) -> int:
@@ -111,13 +140,13 @@ def graph_size_multiple(path: str | Path) -> int:
     return multiple
 
 
-def _probe_side(size_multiple: int) -> int:
+def probe_side(size_multiple: int) -> int:
     """The side of the square a dynamic-size model is first run at: at least 8, a multiple of
     ``size_multiple``."""
     return -(-8 // size_multiple) * size_multiple
 
 
-def _invoke(interpreter, path: Path, feeds: list[tuple[dict, np.ndarray]], size_multiple: int) -> np.ndarray:
+def invoke(interpreter, path: Path, feeds: list[tuple[dict, np.ndarray]], size_multiple: int) -> np.ndarray:
     """Set the inputs (``(detail, 1 x H x W x C array)`` pairs, resizing the input tensors to
     them where needed), run the graph and return its output tensor."""
     shapes = {d["index"]: list(d["shape"]) for d in interpreter.get_input_details()}
@@ -141,13 +170,7 @@ def _invoke(interpreter, path: Path, feeds: list[tuple[dict, np.ndarray]], size_
     return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
 
 
-def graph_task(path: str | Path) -> str:
-    """"sr" or "hdr": which kind of model a .tflite holds, from its inputs."""
-    interpreter = load_interpreter(path, expect=None)
-    return "hdr" if len(interpreter.get_input_details()) == HDR_INPUTS[0] else "sr"
-
-
-def _quantize(image: np.ndarray, detail: dict) -> np.ndarray:
+def quantize(image: np.ndarray, detail: dict) -> np.ndarray:
     dtype = detail["dtype"]
     if dtype == np.float32:
         return image.astype(np.float32)
@@ -158,107 +181,14 @@ def _quantize(image: np.ndarray, detail: dict) -> np.ndarray:
     return np.clip(np.round(image.astype(np.float32) / scale + zero_point), info.min, info.max).astype(dtype)
 
 
-def _dequantize(values: np.ndarray, detail: dict) -> np.ndarray:
+def dequantize(values: np.ndarray, detail: dict) -> np.ndarray:
     if detail["dtype"] == np.float32:
         return values
     scale, zero_point = detail["quantization"]
     return (values.astype(np.float32) - zero_point) * scale
 
 
-class TFLiteUpscaler:
-    """Callable ``uint8 LR RGB -> uint8 SR RGB`` backed by a .tflite SR model.
-
-    Whole images run by resizing the input tensor (exact: the same arithmetic as a full-size
-    model), reflect-padded to a multiple of ``size_multiple`` (a model that unshuffles its input;
-    by default from the JSON report next to the model, else from the graph) and cropped back.
-    Images larger than ``max_pixels`` run in square tiles of about ``max_pixels``; with ``tile`` set, every image runs
-    in tiles of the model's input size (a dynamic-size model: those square tiles). Tiles overlap by
-    ``overlap`` LR pixels (a quarter of the tile's side where that does not fit); only the centre
-    of each tile is kept, so with an overlap at least the network's receptive radius the result has
-    no seams.
-    """
-
-    def __init__(self, path: str | Path, *, threads: int | None = None, tile: bool = False,
-                 overlap: int = 8, max_pixels: int = 4_000_000, size_multiple: int | None = None):
-        self.path = Path(path)
-        self.interpreter = load_interpreter(path, threads=threads)
-        self.size_multiple = _size_multiple(self.path) if size_multiple is None else int(size_multiple)
-        self.input = self.interpreter.get_input_details()[0]
-        self.output = self.interpreter.get_output_details()[0]
-        if is_dynamic(self.input):  # the output's size is known only once the graph has run
-            in_height = in_width = _probe_side(self.size_multiple)
-            probe = np.zeros((1, in_height, in_width, 3), self.input["dtype"])
-            out_height, out_width = (int(v) for v in _invoke(self.interpreter, self.path, [(self.input, probe)],
-                                                             self.size_multiple).shape[1:3])
-        else:
-            (in_height, in_width), (out_height, out_width) = ([int(v) for v in d["shape"][1:3]] for d in (self.input, self.output))
-        self.scale = out_height // in_height
-        if self.scale < 1 or (out_height, out_width) != (in_height * self.scale, in_width * self.scale):
-            raise TFLiteError(f"{path}: its output {shape_text(self.output)} is not an integer multiple of its input "
-                              f"{shape_text(self.input)}; give an SR model exported with 'mobile-sr export'")
-        if self.scale == 1:
-            raise TFLiteError(f"{path}: the model's scale is 1 (its output {shape_text(self.output)} is the size of its "
-                              f"input {shape_text(self.input)}), so it is not an upscaler; give an SR model of scale 2, 3 or 4")
-        # None: a dynamic-size model, which runs at any size
-        self.tile_shape = None if is_dynamic(self.input) else (in_height, in_width)
-        self.tile, self.overlap, self.max_pixels = tile, overlap, max_pixels
-        if tile and self.tile_shape is not None and overlap > 0 and self._overlap(min(self.tile_shape)) == 0:
-            raise TFLiteError(f"{path}: its fixed {in_height}x{in_width} input is too small to run in overlapping tiles; "
-                              "run it without --tile, or export the model with a larger --input-size")
-
-    def _run(self, lr: np.ndarray) -> np.ndarray:
-        height, width = lr.shape[:2]
-        lr = _pad_to_multiple(lr, self.size_multiple)
-        output = _invoke(self.interpreter, self.path, [(self.input, _quantize(lr[None], self.input))], self.size_multiple)[0]
-        return _dequantize(output[: height * self.scale, : width * self.scale], self.output)
-
-    def _overlap(self, tile: int) -> int:
-        """The overlap used for tiles of ``tile`` pixels: two of them must leave the tile a centre."""
-        return self.overlap if 2 * self.overlap < tile else tile // 4
-
-    def _tile_shape_for(self, height: int, width: int) -> tuple[int, int]:
-        if self.tile and self.tile_shape is not None:
-            return self.tile_shape
-        side = max(math.isqrt(self.max_pixels) // self.size_multiple * self.size_multiple, self.size_multiple)
-        return min(side, height), min(side, width)
-
-    def _tiled(self, lr: np.ndarray) -> np.ndarray:
-        s = self.scale
-        height, width = lr.shape[:2]
-        tile_h, tile_w = self._tile_shape_for(height, width)
-        padded = np.zeros((max(height, tile_h), max(width, tile_w), 3), lr.dtype)  # small images: zero pad
-        padded[:height, :width] = lr
-        # the kept spans partition the image, so every output pixel is written
-        out = np.empty((height * s, width * s, 3), np.float32)
-        for top, y0, y1 in _spans(height, tile_h, self._overlap(tile_h)):
-            for left, x0, x1 in _spans(width, tile_w, self._overlap(tile_w)):
-                result = self._run(padded[top : top + tile_h, left : left + tile_w])
-                out[y0 * s : y1 * s, x0 * s : x1 * s] = result[(y0 - top) * s : (y1 - top) * s, (x0 - left) * s : (x1 - left) * s]
-        return out
-
-    def upscale_float(self, lr: np.ndarray) -> np.ndarray:
-        if self.tile or lr.shape[0] * lr.shape[1] > self.max_pixels:
-            return self._tiled(lr)
-        return self._run(lr)
-
-    def __call__(self, lr: np.ndarray) -> np.ndarray:
-        from mobile_sr.metrics import to_uint8
-
-        return to_uint8(self.upscale_float(lr))
-
-
-def _spans(length: int, tile: int, overlap: int) -> list[tuple[int, int, int]]:
-    """``(tile start, kept start, kept end)`` of tiles of ``tile`` pixels (``tile > 2 * overlap``)
-    along ``length`` pixels. The kept parts partition ``[0, length)``; each ends in the middle of
-    two neighbours' shared pixels, at least ``overlap`` from a tile's inner edge."""
-    if length <= tile:
-        return [(0, 0, length)]
-    starts = [*range(0, length - tile, tile - 2 * overlap), length - tile]
-    bounds = [0, *((start + tile + following) // 2 for start, following in zip(starts, starts[1:])), length]
-    return [(start, bounds[index], bounds[index + 1]) for index, start in enumerate(starts)]
-
-
-def _size_multiple(path: Path) -> int:
+def report_size_multiple(path: Path) -> int:
     """The ``size_multiple`` that ``mobile-sr export`` wrote into the JSON report next to the
     model (the input size a model that downsamples needs); without a report, read from the graph."""
     report = path.with_suffix(".json")
@@ -278,40 +208,3 @@ def _size_multiple(path: Path) -> int:
     return value
 
 
-def _pad_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:
-    """``image`` (H x W x C) reflect-padded at the bottom and right to multiples of ``multiple``."""
-    pad = ((0, -image.shape[0] % multiple), (0, -image.shape[1] % multiple), (0, 0))
-    return np.pad(image, pad, mode="reflect") if pad[0][1] or pad[1][1] else image
-
-
-class TFLiteMerger:
-    """An HDR ``.tflite`` as a merger: ``scene -> linear HDR`` (see
-    :mod:`mobile_sr.hdr_evaluation`). The exposures enter as their network inputs (LDR and
-    L^2.2 / t, quantized with the graph's input scale, 1/255 for int8: the LDR half is then exact
-    8-bit); the tonemapped output is mapped back to linear radiance. Whole scenes run by resizing
-    the input tensors, reflect-padded to a multiple of ``size_multiple`` (a U-Net's downsampling;
-    by default the ``size_multiple`` that ``mobile-sr export`` wrote into the JSON report next to
-    the model, else read from the graph)."""
-
-    def __init__(self, path: str | Path, *, threads: int | None = None, size_multiple: int | None = None):
-        self.path = Path(path)
-        self.interpreter = load_interpreter(path, threads=threads, expect=HDR_INPUTS)
-        self.size_multiple = _size_multiple(self.path) if size_multiple is None else int(size_multiple)
-        # inputs in exposure order, whatever order the converter gave them
-        self.inputs = sorted(self.interpreter.get_input_details(), key=lambda d: d["name"])
-        self.output = self.interpreter.get_output_details()[0]
-
-    def tonemapped(self, inputs: list[np.ndarray]) -> np.ndarray:
-        """Run three ``H x W x 6`` network inputs; returns the ``H x W x 3`` tonemapped output."""
-        height, width = inputs[0].shape[:2]
-        padded = [_pad_to_multiple(x, self.size_multiple) for x in inputs]
-        feeds = [(detail, _quantize(x[None], detail)) for detail, x in zip(self.inputs, padded)]
-        output = _invoke(self.interpreter, self.path, feeds, self.size_multiple)[0, :height, :width]
-        return _dequantize(output, self.output)
-
-    def __call__(self, scene) -> np.ndarray:
-        from mobile_sr.data.hdr import network_inputs
-        from mobile_sr.metrics import inverse_mu_tonemap
-
-        tonemapped = self.tonemapped(network_inputs(scene.ldrs, scene.exposure_times))
-        return inverse_mu_tonemap(tonemapped).astype(np.float32)

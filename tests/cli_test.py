@@ -6,16 +6,9 @@ import sys
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from mobile_sr.cli import main
-from mobile_sr.images import save_png
-
-
-def run_cli(*args):
-    result = CliRunner().invoke(main, list(map(str, args)))
-    assert "Traceback" not in result.output
-    return result
+from mobile_sr.core.images import save_png
+from tests.helpers import run_cli
 
 
 @pytest.mark.parametrize("command", [[], ["train"], ["eval"], ["models"]])
@@ -140,7 +133,7 @@ def test_a_file_given_as_run_folder(tmp_path):
 def test_failed_training_setup_leaves_no_run_folder(tmp_path):
     for index in range(3):
         save_png(tmp_path / "data" / f"{index}.png", np.zeros((30, 30, 3), np.uint8))
-    for attempt in range(2):  # the second attempt meets no leftover folder either
+    for _attempt in range(2):  # the second attempt meets no leftover folder either
         result = run_cli("train", "--data", tmp_path / "data", "--steps", "2", "--out", tmp_path / "run")
         assert result.exit_code == 1 and "--patch-size" in result.output
         assert not (tmp_path / "run").exists()
@@ -180,10 +173,11 @@ def test_eval_scores_a_repeated_scale_once(hr_folder, tmp_path):
 def _fake_float_run(folder):
     """A run folder holding only the config (what qat reads before any work)."""
     from mobile_sr import runs
+    from mobile_sr.core.files import write_json
     from mobile_sr.training import TrainConfig
 
-    config = TrainConfig(scale=2, steps=1, model_options={"channels": 4})
-    runs.write_json(folder / runs.CONFIG_FILE, {"model": "scsrn", "model_config": {"scale": 2, "channels": 4},
+    config = TrainConfig(steps=1, model_options={"scale": 2, "channels": 4})
+    write_json(folder / runs.CONFIG_FILE, {"model": "scsrn", "model_config": {"scale": 2, "channels": 4},
                                                 "train": config.to_dict()})
     return folder
 

@@ -1,25 +1,70 @@
-"""Shared fixtures: small synthetic image folders, and the shared datasets when present."""
+"""Shared fixtures: small synthetic image folders, tiny trained runs made once per session, and
+the shared datasets when present. Session runs are shared: copy a run folder before changing it
+(``run_copy``)."""
 
 from __future__ import annotations
 
+import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pytest
 
+from mobile_sr.core.images import save_png
 from mobile_sr.data import shared_datasets_dir
-from mobile_sr.images import save_png
+from tests.helpers import TINY_SR, TINY_UNET, textured_image
 
 
-def textured_image(height: int, width: int, seed: int = 0) -> np.ndarray:
-    """A smooth random RGB image with some structure (not plain noise), uint8."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:height, 0:width]
-    channels = [
-        127 + 100 * np.sin(x / rng.uniform(3, 9) + rng.uniform(0, 6)) * np.cos(y / rng.uniform(3, 9))
-        for _ in range(3)
-    ]
-    return np.clip(np.stack(channels, axis=2), 0, 255).astype(np.uint8)
+@dataclass(frozen=True)
+class TinyRuns:
+    """Runs trained once per session on ``data``: a float run, the QAT run fine-tuned from it (or
+    None), the float run's training config and summary."""
+
+    data: Path
+    float_run: Path
+    qat_run: Path | None
+    config: object
+    summary: dict
+
+
+@pytest.fixture(scope="session")
+def tiny_sr(tmp_path_factory) -> TinyRuns:
+    """SCSRN x2 trained 24 steps on three 80x96 images, and 6 steps of QAT with weight clipping and
+    the symmetric regularizer."""
+    from mobile_sr.training import TrainConfig, train
+
+    root = tmp_path_factory.mktemp("tiny_sr")
+    for index in range(3):
+        save_png(root / "data" / f"{index}.png", textured_image(80, 96, seed=index))
+    config = TrainConfig(data=str(root / "data"), steps=24, **TINY_SR)
+    float_run, qat_run = root / "runs" / "float", root / "runs" / "qat"
+    summary = train(config, run_dir=float_run, log=lambda _: None)
+    train(TrainConfig(data=str(root / "data"), steps=6, init_from=str(float_run), qat=True, clip_threshold=3.0,
+                      symmetry_strength=1e-2, learning_rate=1e-4, **{**TINY_SR, "warmup_steps": 0, "validations": 1}),
+          run_dir=qat_run, log=lambda _: None)
+    return TinyRuns(root / "data", float_run, qat_run, config, summary)
+
+
+@pytest.fixture(scope="session")
+def tiny_hdr(tmp_path_factory) -> TinyRuns:
+    """A tiny HDR U-Net trained 6 steps on synthetic exposures of two 64x80 photos."""
+    from mobile_sr.training import TrainConfig, train
+
+    root = tmp_path_factory.mktemp("tiny_hdr")
+    for index in range(2):
+        save_png(root / "data" / f"{index}.png", textured_image(64, 80, seed=index))
+    config = TrainConfig.for_model("hdr_unet", data=str(root / "data"), steps=6, batch_size=2, patch_size=32,
+                                   model_options=TINY_UNET, warmup_steps=2, validations=1)
+    summary = train(config, run_dir=root / "runs" / "hdr_unet", log=lambda _: None)
+    return TinyRuns(root / "data", root / "runs" / "hdr_unet", None, config, summary)
+
+
+@pytest.fixture
+def run_copy(tiny_sr, tmp_path) -> Path:
+    """A copy of the tiny float SR run that a test may change or break."""
+    run_dir = tmp_path / "run"
+    shutil.copytree(tiny_sr.float_run, run_dir)
+    return run_dir
 
 
 @pytest.fixture
@@ -35,7 +80,7 @@ def hr_folder(tmp_path: Path) -> Path:
 @pytest.fixture(autouse=True)
 def seeded_initializers():
     """Keras initializers draw from the global seed: seed it so every test sees the same weights."""
-    from mobile_sr.backend import keras
+    from mobile_sr.core.backend import keras
 
     keras.utils.set_random_seed(0)
 
@@ -43,7 +88,7 @@ def seeded_initializers():
 @pytest.fixture
 def float64_models():
     """Keras layers built inside the test compute in float64 (the policy is restored after)."""
-    from mobile_sr.backend import keras
+    from mobile_sr.core.backend import keras
 
     keras.mixed_precision.set_global_policy("float64")
     yield

@@ -8,49 +8,36 @@ import numpy as np
 import pytest
 
 from mobile_sr import runs
-from mobile_sr.errors import DatasetError, OutputError, QuantizationError, RunFolderError, TFLiteError
-from mobile_sr.evaluation import evaluate_pairs, keras_upscaler
-from mobile_sr.data import load_sr_pairs
-from mobile_sr.export import convert, export_run, latest_run, parse_input_size
-from mobile_sr.images import load_rgb, save_png
-from mobile_sr.tflite import TFLiteUpscaler
+from mobile_sr.core.errors import DatasetError, OutputError, QuantizationError, RunFolderError, TFLiteError
+from mobile_sr.core.images import load_rgb, save_png
+from mobile_sr.export import convert, export_run, parse_input_size
+from mobile_sr.runs import latest_run
+from mobile_sr.tasks import get_task
+from mobile_sr.tasks.sr.data import load_sr_pairs
+from mobile_sr.tasks.sr.evaluation import evaluate_pairs, keras_upscaler
+from mobile_sr.tasks.sr.runner import TFLiteUpscaler
 from mobile_sr.training import TrainConfig, train
+from tests.helpers import TINY_SR, raw_run_config, textured_image, write_raw_run_config
 
-from conftest import textured_image
-
-TINY = dict(model="scsrn", scale=2, model_options={"channels": 8, "feature_convs": 2}, batch_size=4,
-            patch_size=16, warmup_steps=0, validations=1)
+TINY = {**TINY_SR, "warmup_steps": 0, "validations": 1, "l2_finetune_fraction": 0.0}
 
 
-@pytest.fixture(scope="module")
-def tiny_runs(tmp_path_factory):
-    """A tiny float run and a QAT run fine-tuned from it (with clipping and the regularizer)."""
-    root = tmp_path_factory.mktemp("export")
-    for index in range(3):
-        save_png(root / "data" / f"{index}.png", textured_image(64, 80, seed=index))
-    float_run, qat_run = root / "runs" / "float", root / "runs" / "qat"
-    train(TrainConfig(data=str(root / "data"), steps=20, **TINY), run_dir=float_run, log=lambda _: None)
-    train(TrainConfig(data=str(root / "data"), steps=6, init_from=str(float_run), qat=True, clip_threshold=3.0,
-                      symmetry_strength=1e-2, learning_rate=1e-4, **TINY), run_dir=qat_run, log=lambda _: None)
-    return root, float_run, qat_run
-
-
-def test_qat_int8_export_is_full_integer_and_matches_keras(tiny_runs, tmp_path):
-    root, _, qat_run = tiny_runs
+def test_qat_int8_export_is_full_integer_and_matches_keras(tiny_sr, tmp_path):
+    qat_run = tiny_sr.qat_run
     result = export_run(run_dir=qat_run, mode="int8", input_size=(20, 24), out_path=tmp_path / "m.tflite", log=lambda _: None)
     report = json.loads(result.report_path.read_text())
     assert not result.post_training_quantized and report["quantization"] == "qat"
     assert report["input"]["dtype"] == report["output"]["dtype"] == "uint8"
     assert report["non_integer_tensors"] == [] and report["input"]["shape"] == [1, 20, 24, 3]
-    _, pairs = load_sr_pairs(root / "data", 2, split="val")
+    _, pairs = load_sr_pairs(tiny_sr.data, 2, split="val")
     model, _ = runs.load_trained_model(qat_run)
     keras_psnr = evaluate_pairs(keras_upscaler(model), pairs, model="k", dataset="d", scale=2).mean_psnr_y
     tflite_psnr = evaluate_pairs(TFLiteUpscaler(result.path), pairs, model="t", dataset="d", scale=2).mean_psnr_y
     assert abs(keras_psnr - tflite_psnr) < 0.3
 
 
-def test_float_run_falls_back_to_post_training_quantization(tiny_runs, tmp_path):
-    _, float_run, _ = tiny_runs
+def test_float_run_falls_back_to_post_training_quantization(tiny_sr, tmp_path):
+    float_run = tiny_sr.float_run
     messages = []
     result = export_run(run_dir=float_run, mode="int8", input_size=(16, 16), io_type="int8",
                         out_path=tmp_path / "ptq.tflite", log=messages.append)
@@ -59,16 +46,16 @@ def test_float_run_falls_back_to_post_training_quantization(tiny_runs, tmp_path)
 
 
 @pytest.mark.parametrize("mode", ["float", "fp16"])
-def test_float_exports(tiny_runs, tmp_path, mode):
-    _, float_run, _ = tiny_runs
+def test_float_exports(tiny_sr, tmp_path, mode):
+    float_run = tiny_sr.float_run
     result = export_run(run_dir=float_run, mode=mode, input_size=None, out_path=tmp_path / f"{mode}.tflite", log=lambda _: None)
     assert result.report["input"]["dtype"] == "float32" and result.report["input"]["shape"] == [1, -1, -1, 3]
     upscaled = TFLiteUpscaler(result.path)(textured_image(10, 14))
     assert upscaled.shape == (20, 28, 3)
 
 
-def test_tiles_leave_no_seams(tiny_runs, tmp_path):
-    _, _, qat_run = tiny_runs
+def test_tiles_leave_no_seams(tiny_sr, tmp_path):
+    qat_run = tiny_sr.qat_run
     path = export_run(run_dir=qat_run, mode="int8", input_size=(20, 24), out_path=tmp_path / "t.tflite",
                       log=lambda _: None).path
     lr = textured_image(53, 61, seed=7)
@@ -77,8 +64,8 @@ def test_tiles_leave_no_seams(tiny_runs, tmp_path):
     np.testing.assert_array_equal(tiled, whole)
 
 
-def test_export_errors(tiny_runs, tmp_path):
-    _, _, qat_run = tiny_runs
+def test_export_errors(tiny_sr, tmp_path):
+    qat_run = tiny_sr.qat_run
     with pytest.raises(RunFolderError, match="no finished run"):
         latest_run(tmp_path)
     with pytest.raises(QuantizationError, match="QAT run: export it with --int8"):
@@ -96,23 +83,23 @@ def test_export_errors(tiny_runs, tmp_path):
             export_run(run_dir=qat_run, mode="int8", input_size=size, out_path=tmp_path / "x.tflite", log=lambda _: None)
 
 
-def test_post_training_quantization_says_where_missing_training_data_came_from(tiny_runs, tmp_path):
-    _, float_run, _ = tiny_runs
+def test_post_training_quantization_says_where_missing_training_data_came_from(tiny_sr, tmp_path):
+    float_run = tiny_sr.float_run
     moved = tmp_path / "moved"
     shutil.copytree(float_run, moved)
-    config = runs.read_run_config(moved)
+    config = raw_run_config(moved)
     config["train"]["data"] = "data-left-behind"
-    runs.write_json(moved / runs.CONFIG_FILE, config)
+    write_raw_run_config(moved, config)
     with pytest.raises(DatasetError, match="calibrates on the run's training data 'data-left-behind'.*fix data in that file"):
         export_run(run_dir=moved, mode="int8", input_size=(16, 16), out_path=tmp_path / "x.tflite", log=lambda _: None)
 
 
-def test_cli_export_refuses_conflicting_flags_and_a_non_tflite_out(tiny_runs, tmp_path):
+def test_cli_export_refuses_conflicting_flags_and_a_non_tflite_out(tiny_sr, tmp_path):
     from click.testing import CliRunner
 
     from mobile_sr.cli import main
 
-    _, float_run, _ = tiny_runs
+    float_run = tiny_sr.float_run
     base = ["export", "--run", str(float_run), "--input-size", "16x16"]
     for flags, message in [(["--int8", "--float"], "exactly one of --int8, --float or --fp16"),
                            (["--float", "--fp16"], "exactly one of --int8, --float or --fp16"),
@@ -126,10 +113,10 @@ def test_cli_export_refuses_conflicting_flags_and_a_non_tflite_out(tiny_runs, tm
     assert list(tmp_path.iterdir()) == []
 
 
-def test_export_refuses_input_sizes_the_interpreter_cannot_run(tiny_runs, tmp_path, monkeypatch):
+def test_export_refuses_input_sizes_the_interpreter_cannot_run(tiny_sr, tmp_path, monkeypatch):
     from mobile_sr import export
 
-    _, float_run, _ = tiny_runs
+    float_run = tiny_sr.float_run
     out = tmp_path / "huge.tflite"
     # the x2 output of 20000x20000 holds 4.8e9 values, beyond LiteRT's 32-bit indexing
     with pytest.raises(QuantizationError, match="input size 20000x20000 is too large.*smaller --input-size"):
@@ -144,9 +131,9 @@ def test_export_refuses_input_sizes_the_interpreter_cannot_run(tiny_runs, tmp_pa
     assert list(tmp_path.iterdir()) == []
 
 
-def test_latest_run_picks_the_newest(tiny_runs):
-    root, _, qat_run = tiny_runs
-    assert latest_run(root / "runs") == qat_run
+def test_latest_run_picks_the_newest(tiny_sr):
+    qat_run = tiny_sr.qat_run
+    assert latest_run(tiny_sr.float_run.parent) == qat_run
 
 
 def test_invalid_tflite(tmp_path):
@@ -157,35 +144,37 @@ def test_invalid_tflite(tmp_path):
         TFLiteUpscaler(tmp_path / "missing.tflite")
 
 
-def test_cli_export_eval_and_upscale(tiny_runs, tmp_path):
+def test_cli_export_eval_and_upscale(tiny_sr, tmp_path):
     from click.testing import CliRunner
 
     from mobile_sr.cli import main
 
-    root, _, qat_run = tiny_runs
+    qat_run = tiny_sr.qat_run
     model = tmp_path / "cli.tflite"
     runner = CliRunner()
     result = runner.invoke(main, ["export", "--run", str(qat_run), "--int8", "--input-size", "16x16", "--out", str(model)])
     assert result.exit_code == 0, result.output
-    result = runner.invoke(main, ["eval", "--tflite", str(model), "--data", str(root / "data"), "--json", str(tmp_path / "e.json")])
+    result = runner.invoke(main, ["eval", "--tflite", str(model), "--data", str(tiny_sr.data), "--json", str(tmp_path / "e.json")])
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "e.json").read_text())["scale"] == 2
-    result = runner.invoke(main, ["upscale", "--tflite", str(model), str(root / "data" / "0.png"), str(tmp_path / "up.png")])
+    result = runner.invoke(main, ["upscale", "--tflite", str(model), str(tiny_sr.data / "0.png"), str(tmp_path / "up.png")])
     assert result.exit_code == 0, result.output
-    assert load_rgb(tmp_path / "up.png").shape == (128, 160, 3)
-    result = runner.invoke(main, ["upscale", "--tflite", str(model), str(root / "data"), str(tmp_path / "folder")])
+    source = load_rgb(tiny_sr.data / "0.png")
+    assert load_rgb(tmp_path / "up.png").shape == (2 * source.shape[0], 2 * source.shape[1], 3)
+    result = runner.invoke(main, ["upscale", "--tflite", str(model), str(tiny_sr.data), str(tmp_path / "folder")])
     assert result.exit_code == 0 and len(list((tmp_path / "folder").glob("*.png"))) == 3
-    result = runner.invoke(main, ["eval", "--tflite", str(tmp_path / "nope.tflite"), "--data", str(root / "data")])
+    result = runner.invoke(main, ["eval", "--tflite", str(tmp_path / "nope.tflite"), "--data", str(tiny_sr.data)])
     assert result.exit_code == 1 and result.output.startswith("Error:") and "Traceback" not in result.output
     result = runner.invoke(main, ["export", "--run", str(qat_run)])
     assert result.exit_code == 2 and "--int8" in result.output
 
 
+@pytest.mark.large
 def test_training_only_structure_is_folded_for_qat_and_export(tmp_path):
     """RT4KSR's reparameterizable blocks: QAT fine-tunes and export converts the folded form."""
     for index in range(3):
         save_png(tmp_path / "data" / f"{index}.png", textured_image(64, 80, seed=index))
-    tiny = dict(TINY, model="rt4ksr", model_options={"channels": 12, "blocks": 1})
+    tiny = dict(TINY, model="rt4ksr", model_options={"scale": 2, "channels": 12, "blocks": 1})
     float_run, qat_run = tmp_path / "float", tmp_path / "qat"
     train(TrainConfig(data=str(tmp_path / "data"), steps=3, **tiny), run_dir=float_run, log=lambda _: None)
     float_export = export_run(run_dir=float_run, mode="float", input_size=(16, 16), out_path=tmp_path / "f.tflite",
@@ -196,15 +185,15 @@ def test_training_only_structure_is_folded_for_qat_and_export(tmp_path):
                                model(lr[None].astype(np.float32)).numpy()[0], atol=1e-2)
     train(TrainConfig(data=str(tmp_path / "data"), steps=2, init_from=str(float_run), qat=True, **tiny),
           run_dir=qat_run, log=lambda _: None)
-    assert runs.read_run_config(qat_run)["model_config"]["reparameterized"] is True
+    assert runs.read_run_config(qat_run).model_config.reparameterized is True
     int8_export = export_run(run_dir=qat_run, mode="int8", input_size=(16, 16), out_path=tmp_path / "q.tflite",
                              log=lambda _: None)
     # folded: head, hf_head, two 3x3 block convs and the tail, no 1x1 expand/reduce convs
     assert int8_export.report["ops"].count("CONV_2D") == 5
 
 
-def test_export_refuses_to_replace_files_it_did_not_write(tiny_runs, tmp_path):
-    _, float_run, _ = tiny_runs
+def test_export_refuses_to_replace_files_it_did_not_write(tiny_sr, tmp_path):
+    float_run = tiny_sr.float_run
     export = dict(run_dir=float_run, mode="float", input_size=(16, 16), log=lambda _: None)
     # --out runs/x/config.tflite would name the run's config.json as the report
     config = tmp_path / "run" / "config.json"
@@ -231,10 +220,10 @@ def test_export_refuses_to_replace_files_it_did_not_write(tiny_runs, tmp_path):
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["config.json", "m.json", "m.tflite", "notes.tflite", "run"]
 
 
-def test_interrupted_export_leaves_no_staging_file(tiny_runs, tmp_path, monkeypatch):
+def test_interrupted_export_leaves_no_staging_file(tiny_sr, tmp_path, monkeypatch):
     from mobile_sr import export
 
-    _, float_run, _ = tiny_runs
+    float_run = tiny_sr.float_run
 
     def interrupt(*_args, **_kwargs):
         raise KeyboardInterrupt
@@ -245,6 +234,7 @@ def test_interrupted_export_leaves_no_staging_file(tiny_runs, tmp_path, monkeypa
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.large
 def test_dynamic_export_of_models_that_downsample(tmp_path):
     """RT4KSR unshuffles by 2, a three-level U-Net by 4: a dynamic-size export must not be loaded at 1x1."""
     from click.testing import CliRunner
@@ -255,7 +245,7 @@ def test_dynamic_export_of_models_that_downsample(tmp_path):
 
     for index in range(3):
         save_png(tmp_path / "data" / f"{index}.png", textured_image(64, 80, seed=index))
-    tiny = dict(TINY, model="rt4ksr", model_options={"channels": 12, "blocks": 1})
+    tiny = dict(TINY, model="rt4ksr", model_options={"scale": 2, "channels": 12, "blocks": 1})
     train(TrainConfig(data=str(tmp_path / "data"), steps=1, **tiny), run_dir=tmp_path / "run", log=lambda _: None)
     result = export_run(run_dir=tmp_path / "run", mode="float", input_size=None, out_path=tmp_path / "d.tflite",
                         log=lambda _: None)
@@ -270,4 +260,4 @@ def test_dynamic_export_of_models_that_downsample(tmp_path):
     config = make_config("hdr_unet", channels=4, stages=3, convs_per_stage=1, skm_reduction=2)
     path = tmp_path / "hdr.tflite"
     path.write_bytes(convert(build_model("hdr_unet", config), mode="float", input_size=None))
-    verify(path, inspect(path), mode="float", io_type="uint8", size_multiple=config.size_multiple)
+    verify(path, inspect(path), task=get_task("hdr"), mode="float", io_type="uint8", size_multiple=config.size_multiple)

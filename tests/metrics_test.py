@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from mobile_sr.errors import MetricInputError
+from mobile_sr.core.errors import MetricInputError
 from mobile_sr.metrics import min_image_side, psnr, psnr_y, rgb_to_y, ssim, ssim_y, to_uint8
 
 

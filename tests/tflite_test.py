@@ -6,20 +6,21 @@ import pytest
 from click.testing import CliRunner
 
 from mobile_sr.cli import main
-from mobile_sr.errors import ImageError, TFLiteError
+from mobile_sr.core.errors import ImageError, TFLiteError
+from mobile_sr.core.images import load_rgb, save_png
 from mobile_sr.export import convert
-from mobile_sr.images import load_rgb, save_png
 from mobile_sr.models import build_model, make_config
-from mobile_sr.tflite import MAX_THREADS, TFLiteMerger, TFLiteUpscaler, _spans, graph_size_multiple
-from mobile_sr.upscale import upscale_path
-
-from conftest import textured_image
+from mobile_sr.tasks.hdr.runner import TFLiteMerger
+from mobile_sr.tasks.sr.runner import TFLiteUpscaler, _spans
+from mobile_sr.tasks.sr.upscale import upscale_path
+from mobile_sr.tflite import MAX_THREADS, graph_size_multiple
+from tests.helpers import textured_image
 
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     """x2 SCSRN (receptive radius 3) at a dynamic size, at 16x16 and at 3x3; a x1 and a x1.5 graph."""
-    from mobile_sr.backend import keras
+    from mobile_sr.core.backend import keras
 
     root = tmp_path_factory.mktemp("tflite")
     sr = build_model("scsrn", make_config("scsrn", scale=2, channels=8, feature_convs=2))
@@ -42,7 +43,7 @@ def models(tmp_path_factory):
 def test_tile_spans_partition_the_image(length, tile, overlap):
     spans = _spans(length, tile, overlap)
     assert spans[0][1] == 0 and spans[-1][2] == length
-    for (start, begin, end), following in zip(spans, spans[1:] + [None]):
+    for (start, begin, end), following in zip(spans, spans[1:] + [None], strict=True):
         assert start <= begin < end <= start + min(tile, length)
         if following is not None:
             assert following[1] == end  # no gap, no overlap between kept parts
@@ -156,6 +157,7 @@ def downsampling(tmp_path_factory):
     return paths
 
 
+@pytest.mark.large
 def test_without_a_report_the_size_multiple_is_read_from_the_graph(downsampling):
     assert graph_size_multiple(downsampling["rt4ksr"]) == 2 and graph_size_multiple(downsampling["hdr"]) == 4
     # odd sizes are padded to the model's multiple, not handed to a graph that cannot unshuffle them
@@ -165,6 +167,7 @@ def test_without_a_report_the_size_multiple_is_read_from_the_graph(downsampling)
     assert merger.size_multiple == 4 and merger.tonemapped([np.zeros((13, 18, 6))] * 3).shape == (13, 18, 3)
 
 
+@pytest.mark.large
 @pytest.mark.parametrize("content", ["garbage", "[1, 2]", '{"size_multiple": 0}', '{"size_multiple": "x"}'])
 def test_a_damaged_report_is_named_with_the_fix(downsampling, tmp_path, content):
     model = tmp_path / "m.tflite"
@@ -178,6 +181,7 @@ def test_a_damaged_report_is_named_with_the_fix(downsampling, tmp_path, content)
     assert not (tmp_path / "up.png").exists()
 
 
+@pytest.mark.large
 def test_an_interpreter_failure_is_a_one_line_error(downsampling, tmp_path):
     model = tmp_path / "m.tflite"
     model.write_bytes(downsampling["rt4ksr"].read_bytes())

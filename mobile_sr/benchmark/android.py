@@ -16,10 +16,12 @@ import re
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-from mobile_sr.errors import AndroidBenchError
+from mobile_sr.benchmark.schema import BenchmarkResult
+from mobile_sr.core.errors import AndroidBenchError
+from mobile_sr.tflite import count_macs, load_interpreter
 
 DELEGATES = ("cpu", "xnnpack", "gpu", "nnapi")
 BINARY_ENV = "MOBILE_SR_BENCHMARK_MODEL"
@@ -284,10 +286,10 @@ def _op_profile(messages: list[str]) -> list[dict] | None:
         numbers = fields[-(len(columns) - 1):]
         try:
             values = [int(v) if key in ("count", "times_called") else float(v.rstrip("%"))
-                      for key, v in zip(columns[1:], numbers)]
+                      for key, v in zip(columns[1:], numbers, strict=True)]
         except ValueError:
             break
-        rows.append({"node_type": " ".join(fields[: -(len(columns) - 1)]), **dict(zip(columns[1:], values))})
+        rows.append({"node_type": " ".join(fields[: -(len(columns) - 1)]), **dict(zip(columns[1:], values, strict=True))})
     return rows or None
 
 
@@ -391,8 +393,6 @@ def _check_binary_abi(path: Path, device: dict) -> None:
 
 
 def _input_shape(path: Path) -> list[int]:
-    from mobile_sr.tflite import load_interpreter
-
     detail = load_interpreter(path).get_input_details()[0]
     if any(int(v) < 0 for v in detail.get("shape_signature", [])):
         raise AndroidBenchError(f"{path} has a dynamic input size, which benchmark_model would run at 1x1; "
@@ -483,38 +483,32 @@ def _failure(parsed: dict, output: str, *, model: Path, delegate: str, serial: s
 
 
 def _result(parsed: dict, *, model: Path, device: dict, delegate: str, threads: int, shape: list[int],
-            runner: str, nnapi_accelerator: str | None) -> dict:
+            macs: int, runner: str, nnapi_accelerator: str | None) -> dict:
     stats = parsed["inference"] or {}
     percentiles = stats.get("percentiles_ms", {})
     average = stats.get("avg_ms") if stats.get("avg_ms") is not None else parsed["inference_avg_ms"]
     median = percentiles.get("median", percentiles.get("p50"))
-    result = {
-        "model": model.name,
-        "target": "android",
+    details = {
         "device": device,
         "runner": runner,
-        "delegate": delegate,
         "nnapi_accelerator": nnapi_accelerator,
-        "threads": threads,
-        "input_shape": shape,
-        "latency_ms_median": median if median is not None else average,
-        "latency_ms_p90": percentiles.get("p90"),
-        "latency_ms_avg": average,
         "latency_ms_std": stats.get("std_ms"),
-        "latency_ms_min": stats.get("min_ms"),
         "latency_ms_max": stats.get("max_ms"),
         "init_ms": parsed["init_ms"],
         "first_inference_ms": parsed["first_inference_ms"],
         "warmup_avg_ms": parsed["warmup_avg_ms"],
-        "runs": stats.get("count"),
         "memory": parsed["memory"],
         "op_profile": parsed["op_profile"],
         "delegate_notes": parsed["delegate_notes"],
-        "macs": None,
     }
     if median is None:
-        result["latency_note"] = "benchmark_model reported no median; latency_ms_median is the average"
-    return result
+        details["latency_note"] = "benchmark_model reported no median; latency_ms_median is the average"
+    return BenchmarkResult(
+        model=model.name, target="android", hardware=_describe_device(device), delegate=delegate, threads=threads,
+        input_shape=shape, latency_ms_median=median if median is not None else average,
+        latency_ms_p90=percentiles.get("p90"), latency_ms_min=stats.get("min_ms"), latency_ms_mean=average,
+        runs=stats.get("count"), macs=macs, peak_memory_mb=parsed["memory"]["overall_mb"], details=details,
+    ).to_dict()
 
 
 def benchmark_on_android(*, models: list[Path], delegate: str = "cpu", threads: list[int] = (1,),
@@ -522,7 +516,8 @@ def benchmark_on_android(*, models: list[Path], delegate: str = "cpu", threads: 
                          nnapi_accelerator: str | None = None, op_profiling: bool = False, runs: int = 50,
                          warmup_runs: int = 5, adb: str | None = None,
                          log: Callable[[str], None] = print) -> list[dict]:
-    """Time each model at each thread count on one phone with one delegate; one dict per run.
+    """Time each model at each thread count on one phone with one delegate; one result per run, as
+    the dict of :class:`~mobile_sr.benchmark.schema.BenchmarkResult`.
 
     With ``use_apk`` the installed benchmark APK runs the models (closer to an app's scheduling);
     otherwise ``benchmark_binary`` (or $MOBILE_SR_BENCHMARK_MODEL) is pushed and run with adb shell.
@@ -536,6 +531,7 @@ def benchmark_on_android(*, models: list[Path], delegate: str = "cpu", threads: 
         raise AndroidBenchError("need at least one model, thread counts >= 1, runs >= 1 and warm-up runs >= 0")
     models = [Path(m) for m in models]
     shapes = {m: _input_shape(m) for m in models}  # reject bad models before touching the phone
+    macs = {m: count_macs(m) for m in models}
     binary = None if use_apk else _resolve_binary(benchmark_binary)
 
     adb = find_adb(adb)
@@ -569,8 +565,8 @@ def benchmark_on_android(*, models: list[Path], delegate: str = "cpu", threads: 
             if parsed["inference_avg_ms"] is None and parsed["inference"] is None:
                 raise _failure(parsed, output, model=model, delegate=delegate, serial=serial)
             result = _result(parsed, model=model, device=device, delegate=delegate, threads=int(count),
-                             shape=shapes[model], runner="apk" if use_apk else "binary",
+                             shape=shapes[model], macs=macs[model], runner="apk" if use_apk else "binary",
                              nnapi_accelerator=nnapi_accelerator)
-            log(f"{model.name}: median {result['latency_ms_median']:.2f} ms, average {result['latency_ms_avg']:.2f} ms")
+            log(f"{model.name}: median {result['latency_ms_median']:.2f} ms, average {result['latency_ms_mean']:.2f} ms")
             results.append(result)
     return results

@@ -10,8 +10,6 @@ and the achieved GMAC/s. The same configuration is cross-checked with LiteRT's o
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import platform
@@ -20,13 +18,14 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-from mobile_sr.errors import TFLiteError
-from mobile_sr.tflite import MAX_THREADS, is_dynamic, load_interpreter
+from mobile_sr.benchmark.schema import BenchmarkResult, format_row
+from mobile_sr.core.errors import TFLiteError
+from mobile_sr.tflite import MAX_THREADS, count_macs, is_dynamic, load_interpreter
 
 AGREEMENT_TOLERANCE = 0.10
 
@@ -60,41 +59,9 @@ def parse_threads(text: str) -> list[int]:
     return threads
 
 
-def count_macs(path: Path) -> int:
-    """Multiply-accumulates of one inference at the model's input size (convs and dense layers),
-    from the shapes stored in the file: no tensors are allocated (the builtin conv kernels refuse
-    to prepare im2col buffers over 2^31 elements, e.g. AHDRNet at 1000x1500)."""
-    from ai_edge_litert.interpreter import OpResolverType, Interpreter
-
-    from mobile_sr.native_logs import silenced_native_stderr
-
-    load_interpreter(path, expect=None)  # validates the file with a clear error
-    with silenced_native_stderr():
-        interpreter = Interpreter(model_path=str(path),
-                                  experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-    shapes = {t["index"]: [int(v) for v in t["shape"]] for t in interpreter.get_tensor_details()}
-    total = 0
-    for op in interpreter._get_ops_details():
-        name = op["op_name"]
-        if name not in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV"):
-            continue
-        out = shapes[op["outputs"][0]]
-        if name == "CONV_2D":  # filter: [out_c, kh, kw, in_c]
-            total += int(np.prod(out)) * int(np.prod(shapes[op["inputs"][1]][1:]))
-        elif name == "DEPTHWISE_CONV_2D":  # filter: [1, kh, kw, out_c]
-            filter_shape = shapes[op["inputs"][1]]
-            total += int(np.prod(out)) * filter_shape[1] * filter_shape[2]
-        elif name == "FULLY_CONNECTED":  # filter: [out, in]
-            total += int(np.prod(out)) * shapes[op["inputs"][1]][1]
-        else:  # TRANSPOSE_CONV: inputs (output_shape, filter [out_c, kh, kw, in_c], input)
-            filter_shape = shapes[op["inputs"][1]]
-            total += int(np.prod(shapes[op["inputs"][2]])) * filter_shape[0] * filter_shape[1] * filter_shape[2]
-    return total
-
-
 def _require_fixed_size(path: Path) -> None:
     """Refuse a model exported with a dynamic input size: the interpreter would time it at 1x1."""
-    if any(is_dynamic(detail) for detail in load_interpreter(path, expect=None).get_input_details()):
+    if any(is_dynamic(detail) for detail in load_interpreter(path).get_input_details()):
         raise TFLiteError(f"{path} has a dynamic input size, which would be timed at 1x1; "
                           "export it with a fixed --input-size (e.g. 360x640) to benchmark it")
 
@@ -133,7 +100,8 @@ def benchmark_host(
     models: list[Path], *, threads: list[int], xnnpack: tuple[bool, ...] = (True,), runs: int = 30,
     warmup: int = 3, seconds: float | None = None, cross_check: bool = True, log: Callable[[str], None] = print,
 ) -> list[dict]:
-    """Time every model at every thread count (and XNNPACK setting); one result dict each."""
+    """Time every model at every thread count (and XNNPACK setting); one result each, as the
+    dict of :class:`~mobile_sr.benchmark.schema.BenchmarkResult`."""
     models = [Path(path) for path in models]
     for path in models:  # every model before timing any
         _require_fixed_size(path)
@@ -146,18 +114,17 @@ def benchmark_host(
                 measured = _run_worker(path, threads=thread_count, xnnpack=use_xnnpack, runs=runs, warmup=warmup, seconds=seconds)
                 latencies = measured["latencies_ms"]
                 median = statistics.median(latencies)
-                result = {
-                    "model": path.name, "target": "host", "host": host,
-                    "delegate": "xnnpack" if use_xnnpack else "builtin", "threads": thread_count,
-                    "input_shape": measured["input_shape"], "latency_ms_median": round(median, 3),
-                    "latency_ms_p90": round(_percentile(latencies, 90), 3), "latency_ms_min": round(min(latencies), 3),
-                    "latency_ms_mean": round(statistics.mean(latencies), 3), "runs": len(latencies), "macs": macs,
-                    "gmacs_per_s": round(macs / median / 1e6, 2),
-                    "gmacs_per_s_per_core": round(macs / median / 1e6 / thread_count, 2),
-                    "peak_memory_mb": round(measured["peak_memory_mb"], 1),
-                }
+                details = {"host": host}
                 if cross_check and use_xnnpack:
-                    result.update(_cross_check(path, thread_count, len(latencies), warmup, median))
+                    details.update(_cross_check(path, thread_count, len(latencies), warmup, median))
+                result = BenchmarkResult(
+                    model=path.name, target="host", hardware=host["cpu"],
+                    delegate="xnnpack" if use_xnnpack else "builtin", threads=thread_count,
+                    input_shape=measured["input_shape"], latency_ms_median=round(median, 3),
+                    latency_ms_p90=round(_percentile(latencies, 90), 3), latency_ms_min=round(min(latencies), 3),
+                    latency_ms_mean=round(statistics.mean(latencies), 3), runs=len(latencies), macs=macs,
+                    peak_memory_mb=round(measured["peak_memory_mb"], 1), details=details,
+                ).to_dict()
                 results.append(result)
                 log(format_row(result))
     return results
@@ -177,48 +144,6 @@ def _cross_check(path: Path, threads: int, runs: int, warmup: int, median: float
     )
     return {"litert_benchmark_median_ms": theirs["median_ms"], "litert_benchmark_ratio": round(ratio, 3),
             "litert_benchmark_note": note}
-
-
-COLUMNS = ("model", "delegate", "threads", "input_shape", "latency_ms_median", "latency_ms_p90", "latency_ms_min",
-           "runs", "macs", "gmacs_per_s", "gmacs_per_s_per_core", "peak_memory_mb", "litert_benchmark_median_ms")
-
-
-def format_row(result: dict) -> str:
-    extra = ""
-    if "litert_benchmark_median_ms" in result:
-        extra = f" | litert-benchmark {result['litert_benchmark_median_ms']:.1f} ms ({result['litert_benchmark_note']})"
-    return (f"{result['model']} [{result['delegate']}, {result['threads']} thread(s)]: median "
-            f"{result['latency_ms_median']:.1f} ms, p90 {result['latency_ms_p90']:.1f}, min {result['latency_ms_min']:.1f} "
-            f"({result['runs']} runs); {result['macs'] / 1e9:.2f} GMAC -> {result['gmacs_per_s']:.1f} GMAC/s; "
-            f"peak memory +{result['peak_memory_mb']:.0f} MB{extra}")
-
-
-def to_csv(results: list[dict]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=[*COLUMNS, "target", "host_cpu"], extrasaction="ignore")
-    writer.writeheader()
-    for result in results:
-        writer.writerow({**result, "input_shape": "x".join(map(str, result["input_shape"])),
-                         "host_cpu": result.get("host", {}).get("cpu", "")})
-    return buffer.getvalue()
-
-
-def _cell(value, digits: int = 1) -> str:
-    return "-" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else str(value)
-
-
-def to_table(results: list[dict]) -> str:
-    """Markdown table of host or Android results (fields a target lacks show as '-')."""
-    header = "| model | target | delegate | threads | input | median ms | p90 ms | min ms | GMAC | GMAC/s/core | peak MB |"
-    lines = [header, "|" + "---|" * (header.count("|") - 1)]
-    for r in results:
-        macs = None if r.get("macs") is None else r["macs"] / 1e9
-        lines.append(
-            f"| {r['model']} | {r['target']} | {r['delegate']} | {r['threads']} | {'x'.join(map(str, r['input_shape']))} | "
-            f"{_cell(r['latency_ms_median'])} | {_cell(r.get('latency_ms_p90'))} | {_cell(r.get('latency_ms_min'))} | "
-            f"{_cell(macs, 2)} | {_cell(r.get('gmacs_per_s_per_core'))} | {_cell(r.get('peak_memory_mb'))} |"
-        )
-    return "\n".join(lines)
 
 
 def op_profile(path: Path, *, threads: int = 1, runs: int = 15, warmup: int = 2, xnnpack: bool = True) -> list[dict]:

@@ -46,7 +46,7 @@ def current_rss_mb() -> float:
 def measure(model: str, *, threads: int, xnnpack: bool, runs: int, warmup: int, seconds: float | None) -> dict:
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-    from mobile_sr.native_logs import silenced_native_stderr
+    from mobile_sr.core.native_logs import silenced_native_stderr
 
     baseline = current_rss_mb()
     resolver = OpResolverType.AUTO if xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES

@@ -8,9 +8,9 @@ import json
 import math
 from pathlib import Path
 
-from mobile_sr.errors import MobileSRError
-from mobile_sr.images import atomic_write_bytes
-from mobile_sr.plots import pyplot, save_figure
+from mobile_sr.core.errors import MobileSRError
+from mobile_sr.core.files import atomic_write_bytes
+from mobile_sr.core.plots import pyplot, save_figure
 
 SCORE_CONSTANT = 0.1
 

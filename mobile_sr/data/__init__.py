@@ -1,19 +1,7 @@
-"""Datasets: folders of HR images with bicubic degradation, the DIV2K layout, the embedded default
-photos, named benchmark sets, and random training patches through ``tf.data``."""
+"""Where datasets live (the embedded default photos, named sets in the shared datasets folder,
+user folders) and feeding a task's training patches through ``tf.data``. What a task reads from
+a dataset is the task's own (``mobile_sr.tasks.sr.data``, ``mobile_sr.tasks.hdr.data``)."""
 
-from mobile_sr.data.sr import (
-    SRPair,
-    describe_pairs,
-    load_sr_pairs,
-    split_train_val,
-)
 from mobile_sr.data.locations import resolve_dataset, shared_datasets_dir
 
-__all__ = [
-    "SRPair",
-    "describe_pairs",
-    "load_sr_pairs",
-    "resolve_dataset",
-    "shared_datasets_dir",
-    "split_train_val",
-]
+__all__ = ["resolve_dataset", "shared_datasets_dir"]

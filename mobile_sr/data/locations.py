@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mobile_sr.errors import DatasetError
-from mobile_sr.images import load_rgb
+from mobile_sr.core.errors import DatasetError
+from mobile_sr.core.images import load_rgb
 
 DEFAULT_DATASET = "default"
 # scikit-image's natural color photos (not the gray, microscopy or synthetic ones). The last two

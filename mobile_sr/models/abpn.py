@@ -5,7 +5,7 @@ upscaling without a feature-domain skip connection."""
 
 from __future__ import annotations
 
-from mobile_sr.backend import keras
+from mobile_sr.core.backend import keras
 from mobile_sr.models.config import PlainSRConfig
 from mobile_sr.models.layers import ClipToRange, DepthToSpace, RepeatChannels, conv3x3, lr_input, plain_feature_trunk
 from mobile_sr.models.registry import register_model

@@ -7,7 +7,7 @@ pixel-shuffle upsampler. The attention module is the paper's experiment: none, c
 (squeeze-and-excitation), a one-layer spatial map, or a four-layer spatial map (its best).
 
 Training supervises each branch with its own L1 loss against the decomposed HR patch
-(:mod:`mobile_sr.data.decomposition`), balanced by GradNorm (:mod:`mobile_sr.gradnorm`). The
+(:mod:`mobile_sr.tasks.sr.decomposition`), balanced by GradNorm (:mod:`mobile_sr.objectives.gradnorm`). The
 registry's contract is one output, so the branch outputs are layers with stable names
 (:data:`STRUCTURE_OUTPUT`, :data:`TEXTURE_OUTPUT`) and :func:`branch_outputs_view` builds the
 three-output view ``lr -> [sr, structure, texture]`` that shares the model's weights.
@@ -23,11 +23,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mobile_sr.backend import keras
-from mobile_sr.errors import ConfigError
+from mobile_sr.core.backend import keras
+from mobile_sr.core.errors import ConfigError
 from mobile_sr.models.config import ModelConfig
 from mobile_sr.models.layers import ClipToRange, DepthToSpace, RepeatChannels, conv3x3, lr_input
 from mobile_sr.models.registry import register_model
+from mobile_sr.tasks.sr.protocol import check_scale
 
 ATTENTIONS = ("none", "channel", "spatial", "multi_spatial")
 BRANCHES = ("structure", "texture")
@@ -57,8 +58,7 @@ class AttentionSRConfig(ModelConfig):
     spatial_width: int = 8
 
     def validate(self) -> None:
-        if self.scale not in (2, 3, 4):
-            raise ConfigError(f"scale must be 2, 3 or 4, got {self.scale}")
+        check_scale(self.scale)
         for field, low, high in (("channels", 1, 512), ("groups", 1, 16), ("blocks", 1, 64), ("spatial_width", 1, 256)):
             if not low <= getattr(self, field) <= high:
                 raise ConfigError(f"{field} must be in [{low}, {high}], got {getattr(self, field)}")

@@ -6,7 +6,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from mobile_sr.errors import ConfigError
+from mobile_sr.core.errors import ConfigError
+from mobile_sr.tasks.sr.protocol import check_scale
 
 ConfigT = TypeVar("ConfigT", bound="ModelConfig")
 
@@ -27,6 +28,17 @@ class ModelConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    @property
+    def size_multiple(self) -> int:
+        """Input height and width must be multiples of this for an exported graph (the model's
+        total downsampling)."""
+        return 1
+
+    def objective_options(self, objective: str) -> dict[str, Any]:
+        """Settings this model gives the training objective ``objective`` (see
+        :mod:`mobile_sr.objectives`), e.g. the blur of a high-frequency loss matching its filter."""
+        return {}
 
     @classmethod
     def from_dict(cls: type[ConfigT], data: dict[str, Any]) -> ConfigT:
@@ -49,8 +61,7 @@ class PlainSRConfig(ModelConfig):
     feature_convs: int = 5
 
     def validate(self) -> None:
-        if self.scale not in (2, 3, 4):
-            raise ConfigError(f"scale must be 2, 3 or 4, got {self.scale}")
+        check_scale(self.scale)
         if not 1 <= self.channels <= 512:
             raise ConfigError(f"channels must be in [1, 512], got {self.channels}")
         if not 1 <= self.feature_convs <= 64:
@@ -68,8 +79,3 @@ class HDRConfig(ModelConfig):
     def validate(self) -> None:
         if not 1 <= self.channels <= 512:
             raise ConfigError(f"channels must be in [1, 512], got {self.channels}")
-
-    @property
-    def size_multiple(self) -> int:
-        """Input height and width must be multiples of this (the model's total downsampling)."""
-        return 1

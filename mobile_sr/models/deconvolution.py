@@ -29,9 +29,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mobile_sr.backend import keras, tf
-from mobile_sr.errors import ConfigError
+from mobile_sr.core.backend import keras, tf
+from mobile_sr.core.errors import ConfigError
 from mobile_sr.models.config import ModelConfig
+from mobile_sr.models.custom_layers import Quantize, custom_layer
 
 
 def inverse_sqrt_newton_schulz(matrix, iterations: int):
@@ -49,7 +50,7 @@ def inverse_sqrt_newton_schulz(matrix, iterations: int):
     return z / tf.sqrt(norm)
 
 
-@keras.utils.register_keras_serializable(package="mobile_sr")
+@custom_layer(Quantize.TRAINING_ONLY, folded_by="mobile_sr.models.deconvolution.fold_deconvolution(model)")
 class DecorrelatedConv2D(keras.layers.Layer):
     """A 'same' ``kernel_size`` conv (stride 1) on network-deconvolved input patches:
     ``activation((P - mu) D W + b)``, with the kernel ``W`` (k x k x C x filters) acting on the

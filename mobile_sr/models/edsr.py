@@ -22,11 +22,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mobile_sr.backend import keras, tf
-from mobile_sr.errors import ConfigError
+from mobile_sr.core.backend import keras, tf
+from mobile_sr.core.errors import ConfigError
+from mobile_sr.models.custom_layers import Quantize, custom_layer
 from mobile_sr.models.deconvolution import DeconvolutionConfig, conv_with_deconvolution, deploy_deconvolution
 from mobile_sr.models.layers import DIV2K_RGB_MEAN, ClipToRange, DepthToSpace, MeanShift, conv3x3, lr_input
 from mobile_sr.models.registry import register_model
+from mobile_sr.tasks.sr.protocol import check_scale
 
 
 @dataclass(frozen=True)
@@ -38,8 +40,7 @@ class EDSRConfig(DeconvolutionConfig):
 
     def validate(self) -> None:
         super().validate()
-        if self.scale not in (2, 3, 4):
-            raise ConfigError(f"scale must be 2, 3 or 4, got {self.scale}")
+        check_scale(self.scale)
         if not 1 <= self.channels <= 512:
             raise ConfigError(f"channels must be in [1, 512], got {self.channels}")
         if not 1 <= self.residual_blocks <= 64:
@@ -49,7 +50,7 @@ class EDSRConfig(DeconvolutionConfig):
             raise ConfigError(f"residual_scale must be a number in (0, 1], got {self.residual_scale!r}")
 
 
-@keras.utils.register_keras_serializable(package="mobile_sr")
+@custom_layer(Quantize.LEARNED_RANGE)
 class ResidualScale(keras.layers.Layer):
     """Multiply by a constant ``factor``: EDSR's residual scaling (an int8 MUL by a constant)."""
 

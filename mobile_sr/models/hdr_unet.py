@@ -18,15 +18,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mobile_sr.backend import keras
-from mobile_sr.errors import ConfigError
-from mobile_sr.hdr_protocol import REFERENCE_EXPOSURE
+from mobile_sr.core.backend import keras
+from mobile_sr.core.errors import ConfigError
 from mobile_sr.models.config import HDRConfig
 from mobile_sr.models.layers import (
-    ClipToRange, GroupSoftmax, HaarDWT, HaarIWT, SumGroups, conv3x3, exposure_inputs,
+    ClipToRange,
+    GroupSoftmax,
+    HaarDWT,
+    HaarIWT,
+    SumGroups,
+    conv3x3,
+    exposure_inputs,
 )
 from mobile_sr.models.registry import register_model
-
+from mobile_sr.tasks.hdr.protocol import REFERENCE_EXPOSURE
 
 
 @dataclass(frozen=True)

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from mobile_sr.backend import keras, tf
-from mobile_sr.hdr_protocol import EXPOSURES, INPUT_CHANNELS
+from mobile_sr.core.backend import keras, tf
+from mobile_sr.models.custom_layers import Quantize, custom_layer
+from mobile_sr.tasks import get_task
 
-_PACKAGE = "mobile_sr"
 
-
-@keras.utils.register_keras_serializable(package=_PACKAGE)
+@custom_layer(Quantize.SCALE_PRESERVING)
 class DepthToSpace(keras.layers.Layer):
     """Pixel shuffle: ``H x W x (C*b*b)`` -> ``bH x bW x C`` (TFLite DEPTH_TO_SPACE)."""
 
@@ -31,7 +30,7 @@ class DepthToSpace(keras.layers.Layer):
         return {**super().get_config(), "block_size": self.block_size}
 
 
-@keras.utils.register_keras_serializable(package=_PACKAGE)
+@custom_layer(Quantize.SCALE_PRESERVING)
 class SpaceToDepth(keras.layers.Layer):
     """Pixel unshuffle, the inverse of :class:`DepthToSpace`: ``H x W x C`` -> ``H/b x W/b x
     (C*b*b)`` (TFLite SPACE_TO_DEPTH). H and W must be multiples of ``block_size``."""
@@ -52,7 +51,7 @@ class SpaceToDepth(keras.layers.Layer):
         return {**super().get_config(), "block_size": self.block_size}
 
 
-@keras.utils.register_keras_serializable(package=_PACKAGE)
+@custom_layer(Quantize.SCALE_PRESERVING)
 class PadToMultiple(keras.layers.Layer):
     """Pad the bottom and right edges to a multiple of ``multiple`` by mirroring the edge rows and
     columns, so that a model that unshuffles its input accepts every image size.
@@ -85,7 +84,7 @@ class PadToMultiple(keras.layers.Layer):
         return {**super().get_config(), "multiple": self.multiple}
 
 
-@keras.utils.register_keras_serializable(package=_PACKAGE)
+@custom_layer(Quantize.SCALE_PRESERVING)
 class CropToScaledInput(keras.layers.Layer):
     """``[image, reference]`` -> the top-left ``scale * H x scale * W`` of ``image``, H x W being
     the reference's size: removes the margin :class:`PadToMultiple` added to the LR input from
@@ -121,7 +120,7 @@ def gaussian_kernel(size: int, sigma: float) -> np.ndarray:
     return np.outer(line, line)
 
 
-@keras.utils.register_keras_serializable(package=_PACKAGE)
+@custom_layer(Quantize.LEARNED_RANGE)
 class HighPassFilter(keras.layers.Layer):
     """The high frequencies of each channel, ``x - G * x`` with G a Gaussian blur, as one fixed
     depthwise convolution with the kernel ``identity - G`` ('same' zero padding).
@@ -151,7 +150,7 @@ class HighPassFilter(keras.layers.Layer):
         return {**super().get_config(), "kernel_size": self.kernel_size, "sigma": self.sigma}
 
 
-@keras.utils.register_keras_serializable(package=_PACKAGE)
+@custom_layer(Quantize.CLIP)
 class ClipToRange(keras.layers.Layer):
     """Clamp to ``[min_value, max_value]``, e.g. the valid [0, 255] pixel range of the output.
 
@@ -179,7 +178,7 @@ class ClipToRange(keras.layers.Layer):
                 "by_quantizer": self.by_quantizer}
 
 
-@keras.utils.register_keras_serializable(package=_PACKAGE)
+@custom_layer(Quantize.SCALE_PRESERVING)
 class RepeatChannels(keras.layers.Layer):
     """Concatenate the input ``times`` times along channels: ABPN's anchor, which after
     depth-to-space is the nearest-neighbour upscaled input."""
@@ -202,7 +201,7 @@ class RepeatChannels(keras.layers.Layer):
 DIV2K_RGB_MEAN = (114.444, 111.4605, 103.02)
 
 
-@keras.utils.register_keras_serializable(package=_PACKAGE)
+@custom_layer(Quantize.LEARNED_RANGE)
 class MeanShift(keras.layers.Layer):
     """Subtract a fixed per-channel mean (e.g. :data:`DIV2K_RGB_MEAN`) from the input: the input
     normalisation of EDSR, kept as a constant layer rather than folded into the first conv's bias,
@@ -246,7 +245,7 @@ class FixedPointwiseMix(keras.layers.Layer):
         return self.after_mix(tf.nn.conv2d(blocks, kernel, strides=1, padding="VALID"))
 
 
-@keras.utils.register_keras_serializable(package=_PACKAGE)
+@custom_layer(Quantize.LEARNED_RANGE)
 class HaarDWT(FixedPointwiseMix):
     """One level of the 2-D Haar wavelet transform: ``H x W x C`` -> ``H/2 x W/2 x 4C`` with the
     sub-bands LL, LH, HL, HH as consecutive groups of C channels (space-to-depth, then the Haar
@@ -264,7 +263,7 @@ class HaarDWT(FixedPointwiseMix):
         return (n, None if h is None else h // 2, None if w is None else w // 2, 4 * c)
 
 
-@keras.utils.register_keras_serializable(package=_PACKAGE)
+@custom_layer(Quantize.LEARNED_RANGE)
 class HaarIWT(FixedPointwiseMix):
     """The inverse of :class:`HaarDWT` (exact: the transpose of the orthonormal Haar matrix, then
     depth-to-space): ``H x W x 4C`` -> ``2H x 2W x C``; the decoder's upsampling in place of a
@@ -283,7 +282,7 @@ class HaarIWT(FixedPointwiseMix):
         return (n, None if h is None else h * 2, None if w is None else w * 2, c // 4)
 
 
-@keras.utils.register_keras_serializable(package=_PACKAGE)
+@custom_layer(Quantize.LEARNED_RANGE)
 class SumGroups(FixedPointwiseMix):
     """Sum ``groups`` consecutive equal channel groups: ``... x (groups*C)`` -> ``... x C``."""
 
@@ -303,7 +302,7 @@ class SumGroups(FixedPointwiseMix):
         return {**super().get_config(), "groups": self.groups}
 
 
-@keras.utils.register_keras_serializable(package=_PACKAGE)
+@custom_layer(Quantize.PROBABILITY)
 class GroupSoftmax(keras.layers.Layer):
     """Softmax across ``groups`` consecutive channel groups, channel by channel: for input
     ``[V_1, ..., V_g]`` (each C channels) the output ``[w_1, ..., w_g]`` has sum_i w_i = 1 in
@@ -341,12 +340,19 @@ def plain_feature_trunk(lr, *, channels: int, convs: int):
     return features
 
 
-def lr_input(name: str = "lr"):
-    """The LR image input: any size, RGB in [0, 255]."""
-    return keras.Input(shape=(None, None, 3), name=name)
+def task_inputs(task: str) -> list:
+    """The inputs of a model of ``task`` (its :attr:`~mobile_sr.tasks.base.Task.inputs`), any size."""
+    return [keras.Input(shape=(None, None, model_input.channels), name=model_input.name)
+            for model_input in get_task(task).inputs]
+
+
+def lr_input():
+    """The LR image input of an SR model: any size, RGB in [0, 255]."""
+    (lr,) = task_inputs("sr")
+    return lr
 
 
 def exposure_inputs():
     """The three exposure inputs of an HDR model (short, reference, long), any size, 6 channels:
     the LDR RGB in [0, 1] and its HDR-domain version L^2.2 / t."""
-    return [keras.Input(shape=(None, None, INPUT_CHANNELS), name=f"exposure{index + 1}") for index in range(EXPOSURES)]
+    return task_inputs("hdr")

@@ -1,18 +1,19 @@
-"""The model registry: every architecture registers a builder and its config class by name."""
+"""The model registry: every architecture registers a builder and its config class by name,
+with the task it serves (:mod:`mobile_sr.tasks`) and the training objectives it trains with by
+default (:mod:`mobile_sr.objectives`)."""
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
-from mobile_sr.errors import ConfigError
+from mobile_sr.core.errors import ConfigError
 from mobile_sr.models.config import ModelConfig
+from mobile_sr.tasks import get_task, task_names
 
-
-TASKS = ("sr", "hdr")
-# The range of every model input and output: SR works on pixels, HDR on exposures in [0, 1] and
-# the tonemapped HDR image.
-VALUE_RANGES = {"sr": (0.0, 255.0), "hdr": (0.0, 1.0)}
+DEFAULT_OBJECTIVES = {"pixel": 1.0}
 
 
 @dataclass(frozen=True)
@@ -22,16 +23,19 @@ class ModelSpec:
     build: Callable[[Any], Any]
     param_budget: int  # most parameters the default config may have: a guard against silent growth
     summary: str
-    task: str  # "sr": one LR RGB image in [0, 255]; "hdr": three LDR exposures in, tonemapped HDR out
+    task: str  # the registered task whose inputs and outputs the model has, e.g. "sr", "hdr"
     tiny_config: dict[str, Any]  # a few-kilobyte variant for the registry-wide end-to-end tests
     # (model, config) -> the same function in its inference form and the config that builds it:
     # training-only structure (reparameterizable blocks, network deconvolution) folded into plain
     # convs. None: the trained model is the inference model.
     deploy: Callable[[Any, Any], tuple[Any, Any]] | None = None
+    # objective name -> weight (mobile_sr.objectives) when training names none
+    objectives: dict[str, float] = dataclasses.field(default_factory=lambda: dict(DEFAULT_OBJECTIVES))
 
     @property
     def value_range(self) -> tuple[float, float]:
-        return VALUE_RANGES[self.task]
+        """The range of every input and output of the model, its task's."""
+        return get_task(self.task).value_range
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
@@ -40,16 +44,18 @@ _REGISTRY: dict[str, ModelSpec] = {}
 def register_model(
     name: str, *, config_class: type[ModelConfig], param_budget: int, summary: str, task: str = "sr",
     tiny_config: dict[str, Any] | None = None, deploy: Callable[[Any, Any], tuple[Any, Any]] | None = None,
+    objectives: dict[str, float] | None = None,
 ):
     """Decorator registering ``build(config) -> keras.Model`` under ``name``."""
-    if task not in TASKS:
-        raise ValueError(f"task must be one of {TASKS}, got '{task}'")
+    if task not in task_names():
+        raise ValueError(f"task must be one of {task_names()}, got '{task}'")
 
     def decorator(build: Callable[[Any], Any]) -> Callable[[Any], Any]:
         if name in _REGISTRY:
             raise ValueError(f"model '{name}' is registered twice")
         _REGISTRY[name] = ModelSpec(
             name, config_class, build, param_budget, summary, task, dict(tiny_config or {}), deploy,
+            dict(objectives or DEFAULT_OBJECTIVES),
         )
         return build
 
@@ -57,7 +63,7 @@ def register_model(
 
 
 def model_names(task: str | None = None) -> list[str]:
-    """Registered model names, all or those of one task ("sr", "hdr")."""
+    """Registered model names, all or those of one task (e.g. "sr", "hdr")."""
     return sorted(name for name, spec in _REGISTRY.items() if task in (None, spec.task))
 
 

@@ -29,13 +29,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mobile_sr.backend import keras
-from mobile_sr.errors import ConfigError
+from mobile_sr.core.backend import keras
+from mobile_sr.core.errors import ConfigError
 from mobile_sr.models.config import ModelConfig
 from mobile_sr.models.layers import (
-    ClipToRange, CropToScaledInput, DepthToSpace, HighPassFilter, PadToMultiple, SpaceToDepth, conv3x3, lr_input,
+    ClipToRange,
+    CropToScaledInput,
+    DepthToSpace,
+    HighPassFilter,
+    PadToMultiple,
+    SpaceToDepth,
+    conv3x3,
+    lr_input,
 )
 from mobile_sr.models.registry import register_model
+from mobile_sr.tasks.sr.protocol import check_scale
 
 UNSHUFFLE = 2  # the LR input is processed at half its resolution
 PIXEL_CHANNELS = 3 * UNSHUFFLE**2  # the unshuffled RGB input
@@ -58,8 +66,7 @@ class RT4KSRConfig(ModelConfig):
     blur_kernel_size: int = 5
 
     def validate(self) -> None:
-        if self.scale not in (2, 3, 4):
-            raise ConfigError(f"scale must be 2, 3 or 4, got {self.scale}")
+        check_scale(self.scale)
         if not PIXEL_CHANNELS <= self.channels <= 512:
             raise ConfigError(
                 f"channels must be in [{PIXEL_CHANNELS}, 512] (the first {PIXEL_CHANNELS} carry the unshuffled "
@@ -81,6 +88,12 @@ class RT4KSRConfig(ModelConfig):
         """The Keras model pads any size itself; a fixed-size .tflite resized at run time needs
         inputs of this multiple (its pixel unshuffle)."""
         return UNSHUFFLE
+
+    def objective_options(self, objective: str) -> dict:
+        """The high-frequency loss blurs as the high-frequency branch does."""
+        if objective == "high_frequency":
+            return {"kernel_size": self.blur_kernel_size, "sigma": self.blur_sigma}
+        return {}
 
 
 def _residual_block(features, config: RT4KSRConfig, name: str):

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mobile_sr.backend import keras
+from mobile_sr.core.backend import keras
 from mobile_sr.models.config import PlainSRConfig
 from mobile_sr.models.layers import ClipToRange, DepthToSpace, conv3x3, lr_input, plain_feature_trunk
 from mobile_sr.models.registry import register_model

@@ -21,11 +21,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mobile_sr.backend import keras
-from mobile_sr.errors import ConfigError
+from mobile_sr.core.backend import keras
+from mobile_sr.core.errors import ConfigError
 from mobile_sr.models.deconvolution import DeconvolutionConfig, conv_with_deconvolution, deploy_deconvolution
 from mobile_sr.models.layers import DIV2K_RGB_MEAN, ClipToRange, DepthToSpace, MeanShift, lr_input
 from mobile_sr.models.registry import register_model
+from mobile_sr.tasks.sr.protocol import check_scale
 
 
 @dataclass(frozen=True)
@@ -39,8 +40,7 @@ class SRCNNConfig(DeconvolutionConfig):
 
     def validate(self) -> None:
         super().validate()
-        if self.scale not in (2, 3, 4):
-            raise ConfigError(f"scale must be 2, 3 or 4, got {self.scale}")
+        check_scale(self.scale)
         for name in ("channels", "mapping_channels"):
             if not 1 <= getattr(self, name) <= 512:
                 raise ConfigError(f"{name} must be in [1, 512], got {getattr(self, name)}")

@@ -27,8 +27,9 @@ TFLite's int8 kernels expect; other convs quantize their (ReLU) output with a mo
 
 from __future__ import annotations
 
-from mobile_sr.backend import import_tfmot, keras
-from mobile_sr.models.layers import CropToScaledInput, DepthToSpace, PadToMultiple, RepeatChannels, SpaceToDepth
+from mobile_sr.core.backend import import_tfmot, keras
+from mobile_sr.core.errors import QuantizationError
+from mobile_sr.models.custom_layers import CUSTOM_LAYERS, FOLDED_BY, Quantize
 
 tfmot = import_tfmot()
 _quantizers = tfmot.quantization.keras.quantizers
@@ -100,6 +101,64 @@ QUANTIZE_CONFIGS = {
     "OutputRangeQuantizeConfig": OutputRangeQuantizeConfig,
     "ScalePreservingQuantizeConfig": ScalePreservingQuantizeConfig,
 }
-SCALE_PRESERVING_LAYERS = (
-    DepthToSpace, SpaceToDepth, RepeatChannels, PadToMultiple, CropToScaledInput, keras.layers.Concatenate,
-)
+
+# The Keras layers mobile-sr's models use; custom layers declare their kind where they are defined.
+KERAS_LAYERS: dict[type, Quantize] = {
+    keras.layers.Conv2D: Quantize.CONV,
+    keras.layers.Concatenate: Quantize.CONCATENATION,
+    keras.layers.Add: Quantize.LEARNED_RANGE,
+    keras.layers.Multiply: Quantize.LEARNED_RANGE,
+    keras.layers.ReLU: Quantize.LEARNED_RANGE,
+    keras.layers.LeakyReLU: Quantize.LEARNED_RANGE,
+    keras.layers.GlobalAveragePooling2D: Quantize.LEARNED_RANGE,
+    keras.layers.Activation: Quantize.ACTIVATION,
+}
+
+
+def layer_table() -> dict[type, Quantize]:
+    """Layer type -> how it quantizes: the Keras layers above and every registered custom layer."""
+    return {**KERAS_LAYERS, **CUSTOM_LAYERS}
+
+
+def quantize_kind(layer) -> Quantize | None:
+    """How ``layer`` quantizes: the entry of its class, or of the nearest base class in the table."""
+    table = layer_table()
+    return next((table[cls] for cls in type(layer).__mro__ if cls in table), None)
+
+
+def custom_objects() -> dict[str, type]:
+    """What Keras needs to clone or deserialize a QAT model: the custom layers and the configs."""
+    return {layer.__name__: layer for layer in CUSTOM_LAYERS} | QUANTIZE_CONFIGS
+
+
+def _unsupported(layer, why: str) -> QuantizationError:
+    supported = ", ".join(sorted(cls.__name__ for cls in layer_table() if cls not in FOLDED_BY))
+    return QuantizationError(
+        f"layer '{layer.name}' ({type(layer).__name__}) {why}; declare how it quantizes where it is defined "
+        f"(@custom_layer in mobile_sr/models/custom_layers.py), or build the model from supported layers ({supported})"
+    )
+
+
+def quantize_config_for(layer, pinned: dict[str, tuple[float, float]], same_scale_inputs: bool = False):
+    """The QuantizeConfig of one layer by its kind (:func:`quantize_kind`), or a QuantizationError
+    that says how to add one. ``pinned``: the fixed output ranges (``_pinned_output_ranges`` in
+    :mod:`mobile_sr.quantization.qat`); ``same_scale_inputs``: the layer's inputs share one scale
+    (a concatenation with the input, or of calls of one shared layer), so a concatenation needs
+    no requantization."""
+    kind = quantize_kind(layer)
+    output_range = pinned.get(layer.name)
+    if kind is Quantize.CONV:
+        return ConvQuantizeConfig(output_range)
+    if kind is Quantize.SCALE_PRESERVING or (kind is Quantize.CONCATENATION and same_scale_inputs):
+        return ScalePreservingQuantizeConfig()
+    if kind is Quantize.PROBABILITY or (kind is Quantize.ACTIVATION and layer.get_config()["activation"] == "sigmoid"):
+        return OutputRangeQuantizeConfig(PROBABILITY_RANGE)
+    if kind in (Quantize.LEARNED_RANGE, Quantize.CLIP, Quantize.CONCATENATION):  # concatenation: TFLite requantizes
+        return OutputRangeQuantizeConfig(output_range)
+    if kind is Quantize.TRAINING_ONLY:
+        raise QuantizationError(f"layer '{layer.name}' is a training-only {type(layer).__name__}; fold it into "
+                                f"plain layers first with {FOLDED_BY[type(layer)]}")
+    if kind is Quantize.ACTIVATION:
+        raise _unsupported(layer, f"is a '{layer.get_config()['activation']}' activation, which has no quantization "
+                                  "config (sigmoid has)")
+    raise _unsupported(layer, "has no quantization config")

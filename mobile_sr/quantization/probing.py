@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from mobile_sr.backend import keras
+from mobile_sr.core.backend import keras
 
 
 def chunked_values(model, tensors: list, batch, chunk: int = 8) -> Iterator[list]:

@@ -5,30 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from mobile_sr.backend import import_tfmot, keras
-from mobile_sr.errors import QuantizationError
-from mobile_sr.models.deconvolution import DecorrelatedConv2D
-from mobile_sr.models.edsr import ResidualScale
-from mobile_sr.models.layers import (
-    ClipToRange, CropToScaledInput, DepthToSpace, FixedPointwiseMix, GroupSoftmax, HaarDWT, HaarIWT, HighPassFilter,
-    MeanShift, PadToMultiple, RepeatChannels, SpaceToDepth, SumGroups,
-)
-from mobile_sr.quantization.configs import (
-    PROBABILITY_RANGE,
-    QUANTIZE_CONFIGS,
-    SCALE_PRESERVING_LAYERS,
-    ConvQuantizeConfig,
-    OutputRangeQuantizeConfig,
-    ScalePreservingQuantizeConfig,
-)
+from mobile_sr.core.backend import import_tfmot, keras
+from mobile_sr.models.custom_layers import Quantize
+from mobile_sr.quantization.configs import custom_objects, quantize_config_for, quantize_kind
 from mobile_sr.quantization.probing import chunked_values
 
 tfmot = import_tfmot()
-_CUSTOM_OBJECTS = {
-    layer.__name__: layer
-    for layer in (DepthToSpace, ClipToRange, RepeatChannels, HaarDWT, HaarIWT, SumGroups, GroupSoftmax, MeanShift,
-                  ResidualScale, SpaceToDepth, PadToMultiple, CropToScaledInput, HighPassFilter)
-} | QUANTIZE_CONFIGS
 
 
 def _producers(layer) -> list:
@@ -44,55 +26,22 @@ def _pinned_output_ranges(model, value_range: tuple[float, float]) -> dict[str, 
     inputs = {id(layer) for layer in model.layers if isinstance(layer, keras.layers.InputLayer)}
     pinned: dict[str, tuple[float, float]] = {}
     for layer in model.layers:
-        if isinstance(layer, ClipToRange):
+        kind = quantize_kind(layer)
+        if kind is Quantize.CLIP:
             value_range = (layer.min_value, layer.max_value)
             pinned[layer.name] = value_range
             source = _producers(layer)[0]
-            while isinstance(source, (DepthToSpace, CropToScaledInput)):  # a crop's values come from its first input
+            # scale-preserving layers move their first input's values (a crop's second input is a reference)
+            while quantize_kind(source) is Quantize.SCALE_PRESERVING:
                 source = _producers(source)[0]
             pinned[source.name] = value_range
-        elif isinstance(layer, keras.layers.Concatenate):
+        elif kind is Quantize.CONCATENATION:
             producers = _producers(layer)
             if any(id(p) in inputs for p in producers):
                 for producer in producers:
                     if id(producer) not in inputs:
                         pinned[producer.name] = value_range
     return pinned
-
-
-_LEARNED_RANGE_LAYERS = (
-    FixedPointwiseMix, HighPassFilter, ClipToRange, keras.layers.Add, keras.layers.ReLU, keras.layers.LeakyReLU, keras.layers.Multiply,
-    keras.layers.GlobalAveragePooling2D, MeanShift, ResidualScale,
-)
-
-
-def quantize_config_for(layer, pinned: dict[str, tuple[float, float]], same_scale_inputs: bool = False):
-    """The QuantizeConfig of one layer, or a QuantizationError that says how to add one.
-    ``same_scale_inputs``: the layer's inputs share one scale (a concatenation with the input,
-    or of calls of one shared layer), so a concatenation needs no requantization."""
-    output_range = pinned.get(layer.name)
-    if isinstance(layer, keras.layers.Conv2D):
-        return ConvQuantizeConfig(output_range)
-    if isinstance(layer, keras.layers.Concatenate) and not same_scale_inputs:
-        return OutputRangeQuantizeConfig(output_range)  # inputs of different scales: TFLite requantizes them
-    if isinstance(layer, SCALE_PRESERVING_LAYERS):
-        return ScalePreservingQuantizeConfig()
-    if isinstance(layer, GroupSoftmax) or (isinstance(layer, keras.layers.Activation) and layer.get_config()["activation"] == "sigmoid"):
-        return OutputRangeQuantizeConfig(PROBABILITY_RANGE)
-    if isinstance(layer, _LEARNED_RANGE_LAYERS):
-        return OutputRangeQuantizeConfig(output_range)
-    if isinstance(layer, DecorrelatedConv2D):
-        raise QuantizationError(
-            f"layer '{layer.name}' is a training-only network-deconvolution conv; fold it into a plain conv first "
-            "with mobile_sr.models.deconvolution.fold_deconvolution(model)"
-        )
-    raise QuantizationError(
-        f"layer '{layer.name}' ({type(layer).__name__}) has no quantization config; give it a QuantizeConfig "
-        "in mobile_sr/quantization/qat.py:quantize_config_for, or build the model from supported layers "
-        "(Conv2D, Add, Multiply, Concatenate, ReLU, LeakyReLU, sigmoid Activation, GlobalAveragePooling2D, DepthToSpace, RepeatChannels, "
-        "ClipToRange, HaarDWT, HaarIWT, SumGroups, GroupSoftmax, MeanShift, ResidualScale, SpaceToDepth, PadToMultiple, "
-        "CropToScaledInput, HighPassFilter)"
-    )
 
 
 def _consumers(model, layer) -> list:
@@ -153,7 +102,7 @@ def _output_ranges(model, layer_names: list[str], batch, chunk: int = 8) -> dict
     each layer is computed once."""
     ranges: dict[str, tuple[float, float]] = {}
     for outputs in chunked_values(model, [model.get_layer(name).output for name in layer_names], batch, chunk):
-        for name, values in zip(layer_names, outputs):
+        for name, values in zip(layer_names, outputs, strict=True):
             values = values.numpy()
             low, high = ranges.get(name, (np.inf, -np.inf))
             ranges[name] = (min(low, float(values.min())), max(high, float(values.max())))
@@ -166,7 +115,7 @@ def calibrate_output_ranges(qat_model, float_model, lr_batch, value_range: tuple
     least one input step wide: an output that is all zero on the batch (a dead ReLU) would get a
     near-zero scale, whose ratio to its neighbours' scales XNNPACK's int8 kernels refuse."""
     narrowest = (value_range[1] - value_range[0]) / 255.0
-    from mobile_sr.backend import tf
+    from mobile_sr.core.backend import tf
 
     qat_model(lr_batch, training=True)  # sets the per-channel kernel ranges
     range_variables = {}
@@ -213,12 +162,12 @@ def quantize_for_training(
         same_scale_inputs = any(p.name in inputs for p in producers) or len({id(p) for p in producers}) == 1
         config = quantize_config_for(layer, pinned, same_scale_inputs)
         layer_config = layer.get_config()
-        if isinstance(layer, ClipToRange):  # its fixed-range output quantizer clamps already
+        if quantize_kind(layer) is Quantize.CLIP:  # its fixed-range output quantizer clamps already
             layer_config["by_quantizer"] = True
         clone = layer.__class__.from_config(layer_config)
         return tfmot.quantization.keras.quantize_annotate_layer(clone, quantize_config=config)
 
-    with tfmot.quantization.keras.quantize_scope(_CUSTOM_OBJECTS):
+    with tfmot.quantization.keras.quantize_scope(custom_objects()):
         annotated = keras.models.clone_model(model, clone_function=annotate)
         annotated.set_weights(model.get_weights())
         quantized = tfmot.quantization.keras.quantize_apply(annotated)
@@ -237,4 +186,4 @@ def quantize_for_training(
 
 def quantize_scope():
     """Scope in which QAT models can be cloned or deserialized."""
-    return tfmot.quantization.keras.quantize_scope(_CUSTOM_OBJECTS)
+    return tfmot.quantization.keras.quantize_scope(custom_objects())

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mobile_sr.backend import keras, tf
+from mobile_sr.core.backend import keras, tf
 from mobile_sr.quantization.probing import chunked_values
 
 INT8_LEVELS = 127  # symmetric narrow range: [-127, 127] times the channel's step
@@ -57,7 +57,7 @@ def input_correlations(model, layers: list, batch, chunk: int = 8, seed: int = 0
     sums = {layer.name: 0.0 for layer in layers}
     counts = dict.fromkeys(sums, 0)
     for outputs in chunked_values(model, tensors, batch, chunk):
-        for layer, inputs in zip(owners, outputs):
+        for layer, inputs in zip(owners, outputs, strict=True):
             rows = _im2col(inputs, layer)
             if len(rows) > MAX_ROWS_PER_CHUNK:
                 rows = rows[rng.choice(len(rows), MAX_ROWS_PER_CHUNK, replace=False)]

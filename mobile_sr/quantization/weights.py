@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mobile_sr.backend import keras, tf
+from mobile_sr.core.backend import keras, tf
 
 
 @keras.utils.register_keras_serializable(package="mobile_sr")
@@ -39,7 +39,7 @@ class ChannelClip(keras.constraints.Constraint):
         self.thresholds = [float(t) for t in np.ravel(thresholds)]
 
     @classmethod
-    def from_kernel(cls, kernel, threshold: str | float) -> "ChannelClip":
+    def from_kernel(cls, kernel, threshold: str | float) -> ChannelClip:
         """Per-channel thresholds: ``"mse"`` (least int8 error) or a number k (k times the RMS)."""
         values = np.asarray(kernel, dtype=np.float64).reshape(-1, np.shape(kernel)[-1])
         if threshold == "mse":
@@ -121,7 +121,9 @@ class WeightShaping:
         return tf.add_n([self.regularizer(kernel) for kernel in self.kernels])
 
     def apply_clip(self) -> None:
-        for kernel, clip in zip(self.kernels, self.clips):
+        if not self.clips:  # the regularizer alone
+            return
+        for kernel, clip in zip(self.kernels, self.clips, strict=True):
             kernel.assign(clip(kernel))
 
 

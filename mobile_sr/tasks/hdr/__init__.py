@@ -1,0 +1,1 @@
+"""Multi-exposure HDR: data and the synthetic generator, patches, evaluation against OpenCV merges, and the LiteRT merger."""

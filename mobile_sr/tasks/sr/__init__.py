@@ -1,0 +1,1 @@
+"""Super-resolution: data, patches, evaluation against bicubic, and the LiteRT upscaler."""
