@@ -14,14 +14,16 @@ usage() {
   cat <<'EOF'
 Usage: run_benchmark.sh [options] MODEL.tflite [MODEL.tflite ...]
 
-Pushes TFLite's benchmark_model and the models to /data/local/tmp on an Android phone, runs
-  benchmark_model --graph=MODEL --num_threads=N --num_runs=R --warmup_runs=W <delegate flags>
-for every model and thread count, and prints the device and the tool's full output.
+Pushes TFLite's benchmark_model and the models to /data/local/tmp on one or more Android phones, runs
+  benchmark_model --graph=MODEL --num_threads=N --num_runs=R --warmup_runs=W <delegate flags> \
+    --report_peak_memory_footprint=true
+for every device, model and thread count, and prints each device and the tool's full output.
 
 Options:
   --binary PATH            benchmark_model for the phone (default: $MOBILE_SR_BENCHMARK_MODEL),
                            e.g. TFLite's prebuilt android_aarch64_benchmark_model; never downloaded
-  --serial SERIAL          device to use when several are connected (see 'adb devices')
+  --serial LIST            device(s) to run on: a serial (see 'adb devices'), several
+                           comma-separated, or all; needed when several are connected
   --delegate NAME          cpu (no XNNPACK), xnnpack, gpu or nnapi (default: cpu)
   --threads LIST           comma-separated thread counts, e.g. 1,4 (default: 1)
   --runs N                 timed runs (default: 50)
@@ -118,25 +120,31 @@ command -v adb >/dev/null 2>&1 || die "adb not found on PATH; install Android pl
 devices=$(limited "$ADB_TIMEOUT" adb devices | tr -d '\r' \
   | awk '/^\*/ || /^List of devices/ || NF < 2 {next} {serial = $1; sub(/^[^ \t]+[ \t]+/, ""); print serial "\t" $0}') \
   || die "'adb devices' failed or timed out; run 'adb kill-server' and retry"
-if [ -z "$serial" ]; then
-  [ -n "$devices" ] || die "no Android device found: connect the phone by USB, enable USB debugging (Settings > Developer options) and check that 'adb devices' lists it"
-  [ "$(printf '%s\n' "$devices" | wc -l)" -eq 1 ] \
-    || die "several devices connected ($(printf '%s\n' "$devices" | cut -f 1 | paste -sd, - | sed 's/,/, /g')); choose one with --serial"
-  serial=${devices%%$'\t'*}
+no_device="no Android device found: connect the phone by USB, enable USB debugging (Settings > Developer options) and check that 'adb devices' lists it"
+serials=()
+if [ -z "$serial" ] || [ "$serial" = all ]; then
+  [ -n "$devices" ] || die "$no_device"
+  while IFS= read -r name; do serials+=("$name"); done < <(printf '%s\n' "$devices" | cut -f 1)  # bash 3 has no mapfile
+  [ -n "$serial" ] || [ "${#serials[@]}" -eq 1 ] \
+    || die "several devices connected ($(printf '%s\n' "${serials[@]}" | paste -sd, - | sed 's/,/, /g')); choose one with --serial SERIAL, several with --serial SERIAL1,SERIAL2, or every one with --serial all"
+else
+  IFS=, read -r -a listed <<<"$serial"
+  for name in "${listed[@]}"; do [ -z "$name" ] || serials+=("$name"); done
+  [ "${#serials[@]}" -gt 0 ] || die "--serial '$serial' names no device; give a serial from 'adb devices', several separated by commas, or all"
 fi
-state=$(printf '%s\n' "$devices" | awk -F '\t' -v s="$serial" '$1 == s {print $2; exit}')
-case "$state" in
-  device) ;;
-  unauthorized) die "device $serial is unauthorized: unlock the phone and accept the 'Allow USB debugging?' prompt (tick 'Always allow'), then retry" ;;
-  offline) die "device $serial is offline: reconnect the USB cable or run 'adb reconnect', then retry" ;;
-  "no permissions"*) die "adb has no permission to open device $serial ('$state'): set up udev rules (https://developer.android.com/studio/run/device), replug it and run 'adb kill-server'" ;;
-  "") die "device '$serial' not found; check the serial with 'adb devices'" ;;
-  *) die "device $serial is '$state', not ready; wait until 'adb devices' shows it as 'device'" ;;
-esac
+for serial in "${serials[@]}"; do  # every device must be ready before the first run
+  state=$(printf '%s\n' "$devices" | awk -F '\t' -v s="$serial" '$1 == s {print $2; exit}')
+  case "$state" in
+    device) ;;
+    unauthorized) die "device $serial is unauthorized: unlock the phone and accept the 'Allow USB debugging?' prompt (tick 'Always allow'), then retry" ;;
+    offline) die "device $serial is offline: reconnect the USB cable or run 'adb reconnect', then retry" ;;
+    "no permissions"*) die "adb has no permission to open device $serial ('$state'): set up udev rules (https://developer.android.com/studio/run/device), replug it and run 'adb kill-server'" ;;
+    "") die "device '$serial' not found; check the serial with 'adb devices'" ;;
+    *) die "device $serial is '$state', not ready; wait until 'adb devices' shows it as 'device'" ;;
+  esac
+done
 
 adb_s() { local seconds=$1; shift; limited "$seconds" adb -s "$serial" "$@"; }
-
-props=$(adb_s "$ADB_TIMEOUT" shell getprop | tr -d '\r') || die "'adb -s $serial shell getprop' failed; check that the device is still connected"
 prop() {  # first non-empty of the given properties
   local name value
   for name in "$@"; do
@@ -145,55 +153,60 @@ prop() {  # first non-empty of the given properties
   done
   return 0  # none set: an empty answer, not a failure (set -e)
 }
-# the device line names only what getprop said
-name="$(prop ro.product.manufacturer) $(prop ro.product.model)"
-name=${name# }; name=${name% }
-release=$(prop ro.build.version.release)
-sdk=$(prop ro.build.version.sdk)
-soc=$(prop ro.soc.model ro.board.platform ro.hardware)
-abi=$(prop ro.product.cpu.abi)
-if [ -n "$release" ]; then android="Android $release${sdk:+ (SDK $sdk)}"; else android=${sdk:+SDK $sdk}; fi
-description=${name:-unknown model}
-for part in "$android" "${soc:+SoC $soc}" "${abi:+ABI $abi}"; do
-  [ -z "$part" ] || description="$description, $part"
-done
-echo "device: $serial $description"
 
-abilist=$(prop ro.product.cpu.abilist ro.product.cpu.abi)
-if [ -n "$abilist" ]; then
-  runs_here=0
-  for binary_abi in $binary_abis; do
-    case ",$abilist," in *",$binary_abi,"*) runs_here=1 ;; esac
+# --- the runs, device by device ----------------------------------------------------------------
+for serial in "${serials[@]}"; do
+  props=$(adb_s "$ADB_TIMEOUT" shell getprop | tr -d '\r') || die "'adb -s $serial shell getprop' failed; check that the device is still connected"
+  # the device line names only what getprop said
+  name="$(prop ro.product.manufacturer) $(prop ro.product.model)"
+  name=${name# }; name=${name% }
+  release=$(prop ro.build.version.release)
+  sdk=$(prop ro.build.version.sdk)
+  soc=$(prop ro.soc.model ro.board.platform ro.hardware)
+  abi=$(prop ro.product.cpu.abi)
+  if [ -n "$release" ]; then android="Android $release${sdk:+ (SDK $sdk)}"; else android=${sdk:+SDK $sdk}; fi
+  description=${name:-unknown model}
+  for part in "$android" "${soc:+SoC $soc}" "${abi:+ABI $abi}"; do
+    [ -z "$part" ] || description="$description, $part"
   done
-  built_for=${binary_abis%% *}
-  [ "$runs_here" = 1 ] || die "$binary is built for ${built_for:-ELF machine $machine} but $serial runs ${abilist//,/, }; use the android_aarch64 (arm64-v8a) build of benchmark_model"
-fi
+  echo "device: $serial $description"
 
-adb_s "$PUSH_TIMEOUT" push "$binary" "$REMOTE_BINARY" >/dev/null || die "pushing $binary to $serial failed; check the USB connection and free space"
-adb_s "$ADB_TIMEOUT" shell chmod +x "$REMOTE_BINARY" || die "'chmod +x $REMOTE_BINARY' failed on $serial"
+  abilist=$(prop ro.product.cpu.abilist ro.product.cpu.abi)
+  if [ -n "$abilist" ]; then
+    runs_here=0
+    for binary_abi in $binary_abis; do
+      case ",$abilist," in *",$binary_abi,"*) runs_here=1 ;; esac
+    done
+    built_for=${binary_abis%% *}
+    [ "$runs_here" = 1 ] || die "$binary is built for ${built_for:-ELF machine $machine} but $serial runs ${abilist//,/, }; use the android_aarch64 (arm64-v8a) build of benchmark_model"
+  fi
 
-# --- the runs ----------------------------------------------------------------------------------
-for model in "${models[@]}"; do
-  name=$(basename "$model" | sed 's/[^A-Za-z0-9._-]/_/g')  # the device shell splits on spaces
-  adb_s "$PUSH_TIMEOUT" push "$model" "$REMOTE_DIR/$name" >/dev/null || die "pushing $model to $serial failed; check the USB connection and free space"
-  for count in ${threads//,/ }; do
-    echo "=== $model: $delegate, $count thread(s), $runs runs ==="
-    status=0
-    output=$(adb_s "$RUN_TIMEOUT" shell "$REMOTE_BINARY" "--graph=$REMOTE_DIR/$name" "--num_threads=$count" \
-      "--num_runs=$runs" "--warmup_runs=$warmup_runs" "${delegate_flags[@]}" 2>&1) || status=$?
-    output=${output//$'\r'/}
-    printf '%s\n' "$output"
-    [ "$status" -ne 124 ] || die "benchmark_model did not finish within ${RUN_TIMEOUT} s on $serial; keep the phone unlocked and retry"
-    if ! grep -qE 'Inference timings in us|Average inference timings in us' <<<"$output"; then
-      reason=$(grep -m 1 -E 'not executable|Exec format error|Permission denied' <<<"$output" || true)
-      [ -z "$reason" ] || die "benchmark_model does not run on $serial ($reason); use the android_aarch64 build for a 64-bit phone"
-      reason=$(grep -m 1 -E '^(ERROR: |Failed|Error|nnapi error)' <<<"$output" || true)
-      reason=${reason#ERROR: }
-      if [ -n "$reason" ] && grep -qiE 'Failed to apply .* delegate|Created TensorFlow Lite delegate for (GPU|NNAPI)|(GPU|NNAPI) delegate created|nnapi error' <<<"$output"; then
-        die "the $delegate delegate failed on $serial for $model: $reason; try another --delegate (cpu or xnnpack always work)"
+  adb_s "$PUSH_TIMEOUT" push "$binary" "$REMOTE_BINARY" >/dev/null || die "pushing $binary to $serial failed; check the USB connection and free space"
+  adb_s "$ADB_TIMEOUT" shell chmod +x "$REMOTE_BINARY" || die "'chmod +x $REMOTE_BINARY' failed on $serial"
+
+  for model in "${models[@]}"; do
+    name=$(basename "$model" | sed 's/[^A-Za-z0-9._-]/_/g')  # the device shell splits on spaces
+    adb_s "$PUSH_TIMEOUT" push "$model" "$REMOTE_DIR/$name" >/dev/null || die "pushing $model to $serial failed; check the USB connection and free space"
+    for count in ${threads//,/ }; do
+      echo "=== $serial $model: $delegate, $count thread(s), $runs runs ==="
+      status=0
+      output=$(adb_s "$RUN_TIMEOUT" shell "$REMOTE_BINARY" "--graph=$REMOTE_DIR/$name" "--num_threads=$count" \
+        "--num_runs=$runs" "--warmup_runs=$warmup_runs" "${delegate_flags[@]}" --report_peak_memory_footprint=true 2>&1) \
+        || status=$?
+      output=${output//$'\r'/}
+      printf '%s\n' "$output"
+      [ "$status" -ne 124 ] || die "benchmark_model did not finish within ${RUN_TIMEOUT} s on $serial; keep the phone unlocked and retry"
+      if ! grep -qE 'Inference timings in us|Average inference timings in us' <<<"$output"; then
+        reason=$(grep -m 1 -E 'not executable|Exec format error|Permission denied' <<<"$output" || true)
+        [ -z "$reason" ] || die "benchmark_model does not run on $serial ($reason); use the android_aarch64 build for a 64-bit phone"
+        reason=$(grep -m 1 -E '^(ERROR: |Failed|Error|nnapi error)' <<<"$output" || true)
+        reason=${reason#ERROR: }
+        if [ -n "$reason" ] && grep -qiE 'Failed to apply .* delegate|Created TensorFlow Lite delegate for (GPU|NNAPI)|(GPU|NNAPI) delegate created|nnapi error' <<<"$output"; then
+          die "the $delegate delegate failed on $serial for $model: $reason; try another --delegate (cpu or xnnpack always work)"
+        fi
+        [ -z "$reason" ] || die "benchmark_model rejected $model on $serial: $reason"
+        die "benchmark_model printed no timings for $model on $serial (exit status $status); see its output above"
       fi
-      [ -z "$reason" ] || die "benchmark_model rejected $model on $serial: $reason"
-      die "benchmark_model printed no timings for $model on $serial (exit status $status); see its output above"
-    fi
+    done
   done
 done

@@ -1,10 +1,19 @@
 """Export trained runs to ``.tflite``: full-integer int8 (from QAT, or post-training quantization
-calibrated on patches of the training data when the run has no QAT), float32 and float16.
+calibrated on patches of the training data when the run has no QAT), 16x8 (int16 activations,
+int8 weights: a quality fallback), float32 and float16.
+
+16x8 is post-training quantization of the float run's inference form, QAT runs being trained for
+int8: the conv kernels are put on their int8 grid as int8 post-training quantization puts them
+(concatenated features rescaled into the input's range, data-aware rounding), then the converter
+calibrates the int16 activation ranges on crops of the training data at the export size. TFLite has no 16x8 kernels for DEPTH_TO_SPACE and
+SPACE_TO_DEPTH, so those (exact: they only move values) run in float32 between a DEQUANTIZE and a
+QUANTIZE, and the model takes and gives float32, as 16x8 runs on the CPU only anyway.
 
 Every export is verified before it is kept: the LiteRT interpreter loads and runs it, inputs and
-outputs have the requested types, and an int8 graph holds only int8/uint8 tensors (int32 biases
-aside). A JSON report (ops, sizes, quantization parameters) is written next to the model. Files
-are written atomically, so a failed export leaves nothing behind.
+outputs have the requested types, an int8 graph holds only int8/uint8 tensors (int32 biases
+aside) and a 16x8 graph runs every conv on int16 activations. A JSON report (ops, sizes,
+quantization parameters, accelerator readiness) is written next to the model. Files are written
+atomically, so a failed export leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -12,7 +21,8 @@ from __future__ import annotations
 import collections
 import json
 import math
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,11 +32,12 @@ import numpy as np
 from mobile_sr import runs
 from mobile_sr.core.errors import DatasetError, OutputError, QuantizationError, TFLiteError
 from mobile_sr.core.files import atomic_write_bytes, check_output_path, write_json
+from mobile_sr.readiness import FILTERED_OPS, check_model, read_graph, summary_lines
 from mobile_sr.runs import RunConfig
 from mobile_sr.tasks import Task
 from mobile_sr.tflite import error_reason, graph_ops, load_interpreter
 
-MODES = ("int8", "float", "fp16")
+MODES = ("int8", "int16x8", "float", "fp16")
 IO_TYPES = ("uint8", "int8")
 CALIBRATION_SAMPLES = 64
 MAX_TENSOR_VALUES = 2**31 - 1  # LiteRT's kernels index a tensor's values with 32-bit ints
@@ -81,11 +92,17 @@ def calibration_samples(run_config: RunConfig, input_size: tuple[int, int] | Non
                         seed: int = 0) -> list[list[np.ndarray]]:
     """Representative inputs for post-training quantization, cut from the run's training data:
     each a list of the model's inputs (SR: one 1 x H x W x 3 LR crop; HDR: three exposures)."""
+    return list(iter_calibration_samples(run_config, input_size, seed))
+
+
+def iter_calibration_samples(run_config: RunConfig, input_size: tuple[int, int] | None,
+                             seed: int = 0) -> Iterator[list[np.ndarray]]:
+    """:func:`calibration_samples` one at a time: large frames (HDR's 1000x1500) do not all fit in
+    memory at once."""
     height, width = input_size or (run_config.train.patch_size, run_config.train.patch_size)
     task = run_config.task
     rng = np.random.default_rng(seed)
     sources = _training_inputs(run_config)
-    samples = []
     for index in rng.integers(len(sources), size=CALIBRATION_SAMPLES):
         image = sources[index]
         reps = (-(-height // image.shape[0]), -(-width // image.shape[1]), 1)
@@ -94,14 +111,24 @@ def calibration_samples(run_config: RunConfig, input_size: tuple[int, int] | Non
         left = rng.integers(source.shape[1] - width + 1)
         crop = source[top : top + height, left : left + width][None].astype(np.float32)
         inputs = task.split_inputs(crop)
-        samples.append(inputs if isinstance(inputs, list) else [inputs])
-    return samples
+        yield inputs if isinstance(inputs, list) else [inputs]
+
+
+def calibration_batch(run_config: RunConfig):
+    """What post-training quantization calibrates on: the training-size patches of
+    :func:`calibration_samples` as one batch (an array, or a list per model input)."""
+    return _as_batch(calibration_samples(run_config, None))
 
 
 def convert(model, *, mode: str, input_size: tuple[int, int] | None, io_type: str = "uint8",
             representative: Callable | None = None) -> bytes:
-    """Convert a Keras model (float or QAT) to TFLite bytes."""
+    """Convert a Keras model (float or QAT) to TFLite bytes. ``representative`` (a callable
+    returning an iterator of input lists) calibrates post-training quantization: int8 of a float
+    model, and int16x8, which needs it."""
     from mobile_sr.core.backend import tf
+
+    if mode == "int16x8" and representative is None:
+        raise ValueError("int16x8 conversion calibrates its activation ranges: give representative inputs")
 
     height, width = input_size or (None, None)
     signatures = [tf.TensorSpec([1, height, width, int(tensor.shape[-1])], tf.float32, name=name)
@@ -121,11 +148,50 @@ def convert(model, *, mode: str, input_size: tuple[int, int] | None, io_type: st
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = getattr(tf, io_type)
         converter.inference_output_type = getattr(tf, io_type)
+    elif mode == "int16x8":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = representative
+        # TFLITE_BUILTINS: the ops without 16x8 kernels (DEPTH_TO_SPACE, SPACE_TO_DEPTH) stay float32
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8,
+                                               tf.lite.OpsSet.TFLITE_BUILTINS]
+        # 16x8 goes through the older quantizer whatever this says; left on, TF calibrates once more
+        # for the new one first, and throws that away
+        converter.experimental_new_quantizer = False
     try:
-        return converter.convert()
+        content = converter.convert()
     except Exception as exc:  # the converter raises many types; all mean the same to the user
         message = str(exc).strip().splitlines()
         raise QuantizationError(f"TFLite conversion ({mode}) failed: {message[0] if message else type(exc).__name__}") from None
+    return _float_readers_rewired(content) if mode == "int16x8" else content
+
+
+def _float_readers_rewired(content: bytes) -> bytes:
+    """The 16x8 graph with the converter's misquantized float ops fixed. Where a float32 tensor
+    (RT4KSR's input) feeds both an op with a 16x8 kernel and one without (SPACE_TO_DEPTH), TF's 16x8
+    quantizer puts one QUANTIZE on it and wires the float op to the int16 result too, which LiteRT
+    refuses ("input->type != output->type (INT16 != FLOAT32)"). Such an op reads the QUANTIZE's
+    float32 input again here: exactly what it was meant to read."""
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(content))
+    subgraph = model.subgraphs[0]
+    quantize = {}  # the int16 output of a QUANTIZE of a float32 tensor -> that float32 tensor
+    for op in subgraph.operators:
+        code = model.operatorCodes[op.opcodeIndex]
+        if max(code.builtinCode, code.deprecatedBuiltinCode) == schema.BuiltinOperator.QUANTIZE:
+            source, target = int(op.inputs[0]), int(op.outputs[0])
+            if subgraph.tensors[source].type == schema.TensorType.FLOAT32 and subgraph.tensors[target].type == schema.TensorType.INT16:
+                quantize[target] = source
+    changed = False
+    for op in subgraph.operators:
+        if not all(subgraph.tensors[int(t)].type == schema.TensorType.FLOAT32 for t in op.outputs):
+            continue  # a quantized op, or a QUANTIZE
+        for position, tensor in enumerate(op.inputs):
+            if int(tensor) in quantize:
+                op.inputs[position] = quantize[int(tensor)]
+                changed = True
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model)) if changed else content
 
 
 def inspect(path: Path) -> dict:
@@ -166,9 +232,14 @@ def verify(path: Path, report: dict, *, task: Task, mode: str, io_type: str, siz
                 f"the int8 graph still holds float tensors ({', '.join(report['non_integer_tensors'][:5])}); "
                 "some layer lacks a quantization config"
             )
-        consumers = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV"}
-        if report["int32_tensors"] and not consumers & set(report["ops"]):
+        if report["int32_tensors"] and not FILTERED_OPS & set(report["ops"]):
             raise QuantizationError(f"unexpected int32 tensors: {report['int32_tensors'][:5]}")
+    if mode == "int16x8":
+        unquantized = [f"#{op.index} {op.name}" for op in read_graph(path)
+                       if op.name in FILTERED_OPS and any(t.dtype != "int16" for t in op.activations)]
+        if unquantized:
+            raise QuantizationError(f"the 16x8 graph runs {', '.join(unquantized[:5])} on other than int16 activations; "
+                                    "the converter left them unquantized")
     # a dynamic size runs at 64x64, or the next size the model's downsampling accepts
     height, width = (v if v > 0 else -(-64 // size_multiple) * size_multiple for v in report["input"]["shape"][1:3])
     task.check_exported(path, size_multiple=size_multiple, height=height, width=width)
@@ -197,6 +268,14 @@ def _verification_failure(exc: TFLiteError, *, staging: Path, out_path: Path, in
     reason = error_reason(exc.__context__)
     return TFLiteError(f"{out_path}: the LiteRT interpreter cannot run the exported model at input size "
                        f"{input_size[0]}x{input_size[1]} ({reason}); the size is too large for it: " + task.export_size_hint())
+
+
+def _duration(seconds: float) -> str:
+    """``4.2 s``, or ``5 min 3 s`` from a minute on."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, seconds = divmod(round(seconds), 60)
+    return f"{minutes} min {seconds} s"
 
 
 def default_export_path(run_dir: Path, mode: str, input_size: tuple[int, int] | None) -> Path:
@@ -266,9 +345,31 @@ def _model_to_convert(run_dir: Path, *, mode: str, input_size: tuple[int, int] |
         # which loses less than the converter's own calibration (SCSRN x3: 0.01 against 0.05 dB
         # on Set5) and keeps no separate output clip. Training-size patches: the calibration holds
         # every conv input of the batch at once.
-        model = quantize_for_training(model, _as_batch(calibration_samples(run_config, None)),
+        model = quantize_for_training(model, calibration_batch(run_config),
                                       value_range=run_config.task.value_range)
+    if mode == "int16x8":
+        log(f"16x8 by post-training quantization of {run_dir}'s float model: int8 kernels rounded to fit "
+            f"{CALIBRATION_SAMPLES} patches of its training data ({run_config.train.data}), int16 activation "
+            "ranges calibrated on as many crops of it at the export size")
+        from mobile_sr.quantization.qat import equalize_concat_ranges
+        from mobile_sr.quantization.rounding import round_conv_kernels
+
+        # With 16-bit activations the int8 kernels carry most of the error: prepare them as int8's
+        # post-training quantization does. Features concatenated to the input are rescaled into its
+        # range (the consuming conv's feature weights then get finer int8 steps; SCSRN's are set by
+        # its LR skip weights), then the kernels are rounded to fit the data, which the converter's
+        # nearest rounding keeps.
+        calibration = calibration_batch(run_config)
+        model = equalize_concat_ranges(model, calibration, run_config.task.value_range)
+        round_conv_kernels(model, calibration)
     return model, run_config
+
+
+def _quantization(mode: str, run_config: RunConfig) -> str | None:
+    """How the export quantized: ``qat``, ``post-training``, or None (a float export)."""
+    if mode not in ("int8", "int16x8"):
+        return None
+    return "qat" if run_config.is_qat else "post-training"
 
 
 def _write_verified(content: bytes, *, out_path: Path, run_dir: Path, run_config: RunConfig, mode: str,
@@ -289,8 +390,8 @@ def _write_verified(content: bytes, *, out_path: Path, run_dir: Path, run_config
                                         task=task) from None
         report.update({"file": out_path.name, "run": str(run_dir), "task": task.name, "model": run_config.model,
                        **task.summary_fields(run_config.model_config), "size_multiple": size_multiple, "mode": mode,
-                       "quantization": ("qat" if run_config.is_qat else "post-training") if mode == "int8" else None,
-                       "io_type": io_type if mode == "int8" else "float32"})
+                       "quantization": _quantization(mode, run_config),
+                       "io_type": io_type if mode == "int8" else "float32", "readiness": check_model(staging)})
         # both files staged first: the renames that follow leave no new model beside an old report
         write_json(report_staging, report)
         staging.replace(out_path)
@@ -305,21 +406,38 @@ def _write_verified(content: bytes, *, out_path: Path, run_dir: Path, run_config
 def export_run(*, run_dir: Path, mode: str, input_size: tuple[int, int] | None | str = TASK_FRAME,
                io_type: str = "uint8", out_path: Path | None = None,
                log: Callable[[str], None] = print) -> ExportResult:
-    """Export the run in ``run_dir`` as ``mode`` (int8, float, fp16) at ``input_size`` (height,
-    width; None: dynamic; by default the task's frame, e.g. 360x640 for SR); see the module
-    docstring."""
-    if input_size == TASK_FRAME:
+    """Export the run in ``run_dir`` as ``mode`` (int8, int16x8, float, fp16) at ``input_size`` (height,
+    width; None: dynamic; by default, ``TASK_FRAME``, the task's frame, e.g. 360x640 for SR, which
+    the log then names as the default); see the module docstring. The log says what is converted,
+    how long it took, whether an earlier export was replaced, and the model's accelerator readiness."""
+    task_frame = input_size == TASK_FRAME
+    if task_frame:
         input_size = default_input_size(run_dir)
     _check_arguments(mode=mode, input_size=input_size, io_type=io_type, out_path=out_path)
     run_dir = Path(run_dir)
+    runs.check_unlocked(run_dir, action="export it")  # its weights may be half-written until then
     out_path = Path(out_path) if out_path else default_export_path(run_dir, mode, input_size)
     _check_replaceable(out_path, out_path.with_suffix(".json"))
+    replaces = out_path.is_file()  # an earlier export (_check_replaceable refused anything else)
     model, run_config = _model_to_convert(run_dir, mode=mode, input_size=input_size, log=log)
-    content = convert(model, mode=mode, input_size=input_size, io_type=io_type)
+    # A large frame converts slowly (HDR at 1000x1500: minutes on one core): say what runs, and
+    # how to choose a smaller size when the size was not chosen.
+    size = "a dynamic input size" if input_size is None else f"{input_size[0]}x{input_size[1]}"
+    default = (f" (the {run_config.task.name.upper()} default; --input-size HxW or dynamic chooses another)"
+               if task_frame else "")
+    log(f"converting {run_dir.name} to {mode} at {size}{default}: this can take minutes on a CPU")
+    started = time.monotonic()
+    representative = (lambda: iter_calibration_samples(run_config, input_size)) if mode == "int16x8" else None
+    content = convert(model, mode=mode, input_size=input_size, io_type=io_type, representative=representative)
+    log(f"converted in {_duration(time.monotonic() - started)}; verifying it in LiteRT")
     report = _write_verified(content, out_path=out_path, run_dir=run_dir, run_config=run_config, mode=mode,
                              io_type=io_type, input_size=input_size)
+    replaced = f"; replaced the earlier {out_path}" if replaces else ""
     log(f"wrote {out_path} ({report['size_bytes'] / 1024:.1f} KB, {len(report['ops'])} ops: "
-        f"{', '.join(f'{k} x{v}' for k, v in report['op_counts'].items())}) and {out_path.with_suffix('.json').name}")
+        f"{', '.join(f'{k} x{v}' for k, v in report['op_counts'].items())}) and {out_path.with_suffix('.json').name}"
+        + replaced)
     if report["xnnpack"] != "accepted":
         log(f"warning: LiteRT's XNNPACK delegate {report['xnnpack']}; the model runs on the slower builtin kernels")
-    return ExportResult(out_path, out_path.with_suffix(".json"), report, mode == "int8" and not run_config.is_qat)
+    for line in summary_lines(report["readiness"]):
+        log(line)
+    return ExportResult(out_path, out_path.with_suffix(".json"), report, report["quantization"] == "post-training")

@@ -19,6 +19,13 @@ from mobile_sr.core.errors import MetricInputError
 
 _Y_WEIGHTS = np.array([65.481, 128.553, 24.966]) / 255.0
 SSIM_WINDOW = 11
+# The metrics work through an image in strips of about this many values, so that their float64
+# temporaries (a dozen for SSIM) take tens of MB: one float64 copy of an 8000x8000 RGB image is 1.5 GB.
+STRIP_VALUES = 1 << 20
+
+
+def _rows_per_strip(row_values: int) -> int:
+    return max(1, STRIP_VALUES // max(row_values, 1))
 
 
 def min_image_side(shave: int) -> int:
@@ -54,9 +61,14 @@ def _check_pair(sr: np.ndarray, hr: np.ndarray, shave: int) -> None:
 
 
 def rgb_to_y(rgb: np.ndarray) -> np.ndarray:
-    """BT.601 luma of uint8 RGB, ``16 + (65.481 R + 128.553 G + 24.966 B) / 255``, rounded."""
+    """BT.601 luma of uint8 RGB, ``16 + (65.481 R + 128.553 G + 24.966 B) / 255``, rounded: computed
+    in float64 strip by strip, returned as uint8 (the values, 16 to 235, are whole)."""
     _check_rgb_uint8("rgb", rgb)
-    return np.round(rgb.astype(np.float64) @ _Y_WEIGHTS + 16.0)
+    luma = np.empty(rgb.shape[:2], np.uint8)
+    rows = _rows_per_strip(rgb[0].size)
+    for top in range(0, rgb.shape[0], rows):
+        luma[top : top + rows] = np.round(rgb[top : top + rows].astype(np.float64) @ _Y_WEIGHTS + 16.0)
+    return luma
 
 
 def _shave(image: np.ndarray, shave: int) -> np.ndarray:
@@ -67,7 +79,10 @@ def psnr(a: np.ndarray, b: np.ndarray, max_value: float = 255.0) -> float:
     """PSNR in dB between two same-shaped arrays; ``inf`` when they are identical."""
     if a.shape != b.shape:
         raise MetricInputError(f"shapes differ: {a.shape} vs {b.shape}")
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    rows = _rows_per_strip(a[0].size)
+    squared = sum(float(np.sum((a[top : top + rows].astype(np.float64) - b[top : top + rows]) ** 2))
+                  for top in range(0, len(a), rows))
+    mse = squared / a.size
     return float("inf") if mse == 0 else float(10.0 * np.log10(max_value**2 / mse))
 
 
@@ -82,20 +97,29 @@ def ssim(a: np.ndarray, b: np.ndarray, max_value: float = 255.0) -> float:
     c2 = (0.03 * max_value) ** 2
     window = cv2.getGaussianKernel(SSIM_WINDOW, 1.5)
     window = window @ window.T
-    a = a.astype(np.float64)
-    b = b.astype(np.float64)
+    edge = SSIM_WINDOW // 2
 
     def filtered(x: np.ndarray) -> np.ndarray:
-        return cv2.filter2D(x, -1, window)[5:-5, 5:-5]
+        return cv2.filter2D(x, -1, window)[edge:-edge, edge:-edge]
 
-    mu_a, mu_b = filtered(a), filtered(b)
-    var_a = filtered(a * a) - mu_a**2
-    var_b = filtered(b * b) - mu_b**2
-    cov = filtered(a * b) - mu_a * mu_b
-    ssim_map = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / (
-        (mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2)
-    )
-    return float(ssim_map.mean())
+    def ssim_sum(a: np.ndarray, b: np.ndarray) -> float:
+        a = a.astype(np.float64)
+        b = b.astype(np.float64)
+        mu_a, mu_b = filtered(a), filtered(b)
+        var_a = filtered(a * a) - mu_a**2
+        var_b = filtered(b * b) - mu_b**2
+        cov = filtered(a * b) - mu_a * mu_b
+        ssim_map = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / (
+            (mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2)
+        )
+        return float(ssim_map.sum())
+
+    # strips of the map's rows, each read with the window's rows above and below it
+    height, width = (side - SSIM_WINDOW + 1 for side in a.shape)
+    rows = _rows_per_strip(a.shape[1])
+    total = sum(ssim_sum(a[top : min(top + rows, height) + 2 * edge], b[top : min(top + rows, height) + 2 * edge])
+                for top in range(0, height, rows))
+    return total / (height * width)
 
 
 def psnr_y(sr: np.ndarray, hr: np.ndarray, shave: int) -> float:

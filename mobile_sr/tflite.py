@@ -1,7 +1,8 @@
-"""Running ``.tflite`` models in the LiteRT interpreter (``ai_edge_litert``), the runtime users
-deploy: loading with clear errors, uint8/int8/float I/O, and inference at any size by resizing
-the input tensors. What runs a task's model (SR tiling, HDR merging) is the task's runner, built
-on these pieces (``mobile_sr.tasks.*.runner``)."""
+"""Reading ``.tflite`` models with LiteRT (``ai_edge_litert``), the runtime users deploy: loading
+the interpreter with clear errors, the graph's I/O, ops, MACs, size multiple and receptive radius,
+and uint8/int8/float I/O. The runtimes that run a model (LiteRT, OpenVINO) are in
+:mod:`mobile_sr.runtimes`; what runs a task's model (SR tiling, HDR merging) is the task's runner,
+built on them (``mobile_sr.tasks.*.runner``)."""
 
 from __future__ import annotations
 
@@ -21,17 +22,26 @@ from mobile_sr.core.native_logs import silenced_native_stderr
 MAX_THREADS = max(256, 4 * (os.cpu_count() or 1))
 
 
-def load_interpreter(path: str | Path, *, threads: int | None = None):
-    """Load and allocate a .tflite, with a one-line error for a missing or invalid file."""
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
+def check_threads(threads: int | None) -> None:
+    """Refuse a thread count that no runtime should be given."""
     if threads is not None and not (isinstance(threads, int) and 1 <= threads <= MAX_THREADS):
         raise ValueError(f"threads must be a whole number from 1 to {MAX_THREADS}, or None for the default; got {threads!r}")
-    path = Path(path)
+
+
+def _check_model_file(path: Path) -> None:
     if path.is_dir():
         raise TFLiteError(f"{path} is a folder; give the .tflite file itself (e.g. one 'mobile-sr export' wrote)")
     if not path.is_file():
         raise TFLiteError(f"{path}: no such file; export one with 'mobile-sr export'")
+
+
+def load_interpreter(path: str | Path, *, threads: int | None = None):
+    """Load and allocate a .tflite, with a one-line error for a missing or invalid file."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    check_threads(threads)
+    path = Path(path)
+    _check_model_file(path)
 
     def create(resolver):
         with silenced_native_stderr():
@@ -60,6 +70,23 @@ def load_interpreter(path: str | Path, *, threads: int | None = None):
             raise TFLiteError(f"{path}: not a valid TFLite model ({error_reason(retry_exc)}); re-export it") from None
     interpreter.xnnpack_refusal = xnnpack_refusal
     return interpreter
+
+
+def graph_io_details(path: str | Path) -> tuple[list[dict], list[dict]]:
+    """The input and output tensors of a .tflite as LiteRT describes them (``name``, ``index``,
+    ``shape``, ``shape_signature``, ``dtype``, ``quantization``), read without allocating the graph
+    or applying a delegate; a one-line error for a missing or invalid file."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    path = Path(path)
+    _check_model_file(path)
+    try:
+        with silenced_native_stderr():
+            interpreter = Interpreter(model_path=str(path),
+                                      experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    except (ValueError, RuntimeError) as exc:
+        raise TFLiteError(f"{path}: not a valid TFLite model ({error_reason(exc)}); re-export it") from None
+    return interpreter.get_input_details(), interpreter.get_output_details()
 
 
 def shape_text(detail: dict) -> str:
@@ -140,34 +167,67 @@ def graph_size_multiple(path: str | Path) -> int:
     return multiple
 
 
+# Ops after which an output pixel may depend on any input pixel: reductions (a global pooling over
+# height and width) and spatial ops whose reach graph_receptive_radius does not model.
+_UNBOUNDED_OPS = {"MEAN", "SUM", "REDUCE_MAX", "REDUCE_MIN", "REDUCE_PROD", "TRANSPOSE_CONV", "RESIZE_BILINEAR",
+                  "RESIZE_NEAREST_NEIGHBOR", "AVERAGE_POOL_2D", "MAX_POOL_2D"}
+_VALID_PADDING = 1  # the flatbuffer's Padding enum: SAME = 0, VALID = 1
+
+
+def graph_receptive_radius(path: str | Path) -> int | None:
+    """How far, in input pixels, an input pixel can be from the position of an output pixel it
+    changes, read from the graph: the reach of every convolution (dilated ones included) and
+    unshuffle on the longest path from the inputs, each in input pixels (a 3x3 conv after an x2
+    pixel shuffle reaches half an input pixel). Tiles with margins this wide equal one whole-image
+    run. None for a graph whose output pixels may see the whole image (see ``_UNBOUNDED_OPS``,
+    e.g. the global pooling of an attention block)."""
+    from fractions import Fraction
+
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model(str(path))
+    subgraph = model.subgraphs[0]
+
+    def block_size(index: int) -> int | None:
+        """The largest value of a constant int32 block shape (SPACE_TO_BATCH_ND's dilation)."""
+        tensor = subgraph.tensors[index]
+        data = model.buffers[tensor.buffer].data
+        return None if data is None or tensor.type != 2 else int(np.frombuffer(bytes(data), np.int32).max())
+
+    # tensor -> (input pixels per pixel of it, reach in input pixels); None: unbounded
+    reach: dict[int, tuple[Fraction, Fraction] | None] = {int(i): (Fraction(1), Fraction(0)) for i in subgraph.inputs}
+    for op in subgraph.operators:
+        name = flatbuffer_utils.opcode_to_name(model, op.opcodeIndex)
+        known = [reach[int(i)] for i in ([] if op.inputs is None else op.inputs) if int(i) in reach]
+        if not known:  # weights and other constants
+            continue
+        outcome = None
+        if name not in _UNBOUNDED_OPS and None not in known:
+            factor, radius = max(f for f, _ in known), max(r for _, r in known)
+            options = op.builtinOptions
+            if name in ("CONV_2D", "DEPTHWISE_CONV_2D"):  # filter: [_, kh, kw, _]
+                kernel = [int(v) for v in subgraph.tensors[op.inputs[1]].shape[1:3]]
+                span = max((k - 1) * d for k, d in zip(kernel, (options.dilationHFactor, options.dilationWFactor), strict=True))
+                radius += factor * (span if options.padding == _VALID_PADDING else -(-span // 2))
+                factor *= max(options.strideH, options.strideW)
+            elif name == "SPACE_TO_DEPTH":
+                radius += factor * (options.blockSize - 1)
+                factor *= options.blockSize
+            elif name == "DEPTH_TO_SPACE":
+                factor /= options.blockSize
+            elif name in ("SPACE_TO_BATCH_ND", "BATCH_TO_SPACE_ND"):  # a dilated conv's lowering
+                block = block_size(op.inputs[1])
+                factor = None if block is None else factor * block if name == "SPACE_TO_BATCH_ND" else factor / block
+            outcome = None if factor is None else (factor, radius)
+        reach.update((int(o), outcome) for o in op.outputs)
+    outputs = [reach.get(int(o)) for o in subgraph.outputs]
+    return None if None in outputs else math.ceil(max(radius for _, radius in outputs))
+
+
 def probe_side(size_multiple: int) -> int:
     """The side of the square a dynamic-size model is first run at: at least 8, a multiple of
     ``size_multiple``."""
     return -(-8 // size_multiple) * size_multiple
-
-
-def invoke(interpreter, path: Path, feeds: list[tuple[dict, np.ndarray]], size_multiple: int) -> np.ndarray:
-    """Set the inputs (``(detail, 1 x H x W x C array)`` pairs, resizing the input tensors to
-    them where needed), run the graph and return its output tensor."""
-    shapes = {d["index"]: list(d["shape"]) for d in interpreter.get_input_details()}
-    try:
-        if any(shapes[detail["index"]] != list(x.shape) for detail, x in feeds):
-            for detail, x in feeds:
-                interpreter.resize_tensor_input(detail["index"], list(x.shape), strict=False)
-            with silenced_native_stderr():
-                interpreter.allocate_tensors()
-        for detail, x in feeds:
-            interpreter.set_tensor(detail["index"], x)
-        interpreter.invoke()
-    except (ValueError, RuntimeError) as exc:
-        height, width = feeds[0][1].shape[1:3]
-        report = path.with_suffix(".json")
-        raise TFLiteError(
-            f"{path}: the LiteRT interpreter cannot run the model on a {height}x{width} input ({error_reason(exc)}); "
-            f"inputs are padded to a multiple of {size_multiple}, the model's downsampling as its export report "
-            f"{report.name} gives it (without one, as read from the graph): if the model needs another size, "
-            "re-export it, which rewrites the report") from None
-    return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
 
 
 def quantize(image: np.ndarray, detail: dict) -> np.ndarray:

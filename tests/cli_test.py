@@ -200,3 +200,29 @@ def test_unwritable_run_folder_fails_before_any_work(tmp_path, command):
     _fake_float_run(tmp_path)
     result = run_cli(*[part.format(tmp=tmp_path) for part in command], "--steps", "1", "--out", "/proc/mobile_sr_run")
     assert result.exit_code == 1 and "/proc/mobile_sr_run" in result.output and "cannot be written" in result.output
+
+
+def test_models_lists_every_model_and_baseline_in_aligned_columns():
+    from mobile_sr.models import model_names
+    from mobile_sr.tasks import baseline_names, task_of_baseline, task_of_model
+
+    result = run_cli("models")
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    first_words = [line.split()[0] for line in lines if not line.startswith(" ")]
+    assert first_words == ["model", *model_names(), "baseline", *baseline_names()]
+    rows = {line.split()[0]: line for line in lines if not line.startswith(" ")}
+    for name in model_names():
+        assert rows[name].split()[1] == task_of_model(name).name
+    for name in baseline_names():
+        assert rows[name].split()[1] == task_of_baseline(name).name
+    assert "MATLAB-compatible bicubic" in rows["bicubic"] and "OpenCV's Debevec" in rows["debevec"]
+    # every column starts where the header's does, attention_sr (longer than 10 characters) included
+    task_column, text_column = lines[0].index("task"), lines[0].index("summary")
+    for line in lines:
+        if line.startswith(" "):  # a model's defaults, under its summary
+            assert line.index("defaults: ") == text_column
+        else:
+            assert line[task_column - 2 : task_column] == "  " and line[task_column] != " ", line
+            assert line[text_column - 2 : text_column] == "  " and line[text_column] != " ", line
+    assert len([line for line in lines if line.startswith(" ")]) == len(model_names())

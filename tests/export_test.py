@@ -2,6 +2,7 @@
 upscaling, and their errors."""
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -60,7 +61,7 @@ def test_tiles_leave_no_seams(tiny_sr, tmp_path):
                       log=lambda _: None).path
     lr = textured_image(53, 61, seed=7)
     whole = TFLiteUpscaler(path)(lr)
-    tiled = TFLiteUpscaler(path, tile=True, overlap=4)(lr)
+    tiled = TFLiteUpscaler(path, tile=True)(lr)
     np.testing.assert_array_equal(tiled, whole)
 
 
@@ -101,8 +102,8 @@ def test_cli_export_refuses_conflicting_flags_and_a_non_tflite_out(tiny_sr, tmp_
 
     float_run = tiny_sr.float_run
     base = ["export", "--run", str(float_run), "--input-size", "16x16"]
-    for flags, message in [(["--int8", "--float"], "exactly one of --int8, --float or --fp16"),
-                           (["--float", "--fp16"], "exactly one of --int8, --float or --fp16"),
+    for flags, message in [(["--int8", "--float"], "exactly one of --int8, --int16x8, --float or --fp16"),
+                           (["--float", "--fp16"], "exactly one of --int8, --int16x8, --float or --fp16"),
                            (["--float", "--io-type", "int8"], "--io-type sets an int8 model's input/output type"),
                            (["--float", "--out", str(tmp_path / "m.json")], "must end in .tflite")]:
         result = CliRunner().invoke(main, [*base, *flags])
@@ -261,3 +262,34 @@ def test_dynamic_export_of_models_that_downsample(tmp_path):
     path = tmp_path / "hdr.tflite"
     path.write_bytes(convert(build_model("hdr_unet", config), mode="float", input_size=None))
     verify(path, inspect(path), task=get_task("hdr"), mode="float", io_type="uint8", size_multiple=config.size_multiple)
+
+
+def test_export_says_what_it_converts_and_how_long_it_took(tiny_hdr, tmp_path):
+    lines = []
+    export_run(run_dir=tiny_hdr.float_run, mode="float", input_size=(32, 32), out_path=tmp_path / "h.tflite",
+               log=lines.append)
+    # a size the caller chose: no hint about the default
+    assert lines[0] == "converting hdr_unet to float at 32x32: this can take minutes on a CPU"
+    assert re.fullmatch(r"converted in \d+\.\d s; verifying it in LiteRT", lines[1]), lines[1]
+    assert lines[2].startswith(f"wrote {tmp_path / 'h.tflite'} (")
+
+
+def test_export_at_the_default_size_says_it_is_the_default(tiny_sr, tmp_path):
+    from tests.helpers import run_cli
+
+    out = tmp_path / "d.tflite"
+    result = run_cli("export", "--run", tiny_sr.float_run, "--float", "--out", out)  # 360x640: takes seconds
+    assert result.exit_code == 0, result.output
+    assert ("converting float to float at 360x640 (the SR default; --input-size HxW or dynamic chooses another): "
+            "this can take minutes on a CPU\n") in result.output
+    assert json.loads(out.with_suffix(".json").read_text())["input"]["shape"] == [1, 360, 640, 3]
+
+
+def test_export_says_when_it_replaced_an_earlier_export(tiny_sr, tmp_path):
+    out = tmp_path / "m.tflite"
+    first, second = [], []
+    export_run(run_dir=tiny_sr.float_run, mode="float", input_size=(16, 16), out_path=out, log=first.append)
+    export_run(run_dir=tiny_sr.float_run, mode="float", input_size=(16, 16), out_path=out, log=second.append)
+    wrote = [line for line in first + second if line.startswith("wrote ")]
+    assert len(wrote) == 2 and "replaced" not in wrote[0]
+    assert wrote[1].startswith(f"wrote {out} (") and wrote[1].endswith(f"and m.json; replaced the earlier {out}")

@@ -4,6 +4,8 @@ run folder's raw config.json the way a user's editor would."""
 from __future__ import annotations
 
 import json
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +38,20 @@ def run_cli(*args):
     result = CliRunner().invoke(main, list(map(str, args)))
     assert "Traceback" not in result.output
     return result
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    """One PNG chunk: length, type, data, CRC."""
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def bomb_png(path: Path, side: int = 40000) -> Path:
+    """A tiny PNG whose header declares ``side`` x ``side`` RGB pixels (a decompression bomb)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header)
+                     + png_chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + png_chunk(b"IEND", b""))
+    return path
 
 
 def raw_run_config(run_dir: Path) -> dict:

@@ -71,3 +71,18 @@ def test_smallest_measurable_image(shave):
     tiny = image[:4, :4]
     with pytest.raises(MetricInputError, match=f"shave={shave} leaves nothing of a 4x4 image; .*at least {side}x{side}"):
         psnr_y(tiny, tiny, shave)
+
+
+def test_metrics_work_through_large_images_in_strips(monkeypatch):
+    """Strips of a few rows (as an 8000x8000 image gets) score as one whole-image pass does."""
+    from mobile_sr import metrics
+
+    rng = np.random.default_rng(2)
+    hr = rng.integers(0, 256, (90, 70, 3), dtype=np.uint8)
+    sr = np.clip(hr.astype(int) + rng.integers(-9, 10, hr.shape), 0, 255).astype(np.uint8)
+    whole = psnr_y(sr, hr, 3), ssim_y(sr, hr, 3), rgb_to_y(hr)
+    monkeypatch.setattr(metrics, "STRIP_VALUES", 1000)  # strips of 4 rows of RGB, 15 of Y
+    assert psnr_y(sr, hr, 3) == pytest.approx(whole[0], abs=1e-12)
+    assert ssim_y(sr, hr, 3) == pytest.approx(whole[1], abs=1e-12)
+    np.testing.assert_array_equal(rgb_to_y(hr), whole[2])
+    assert rgb_to_y(hr).dtype == np.uint8

@@ -11,7 +11,7 @@ from mobile_sr.core.images import load_rgb, save_png
 from mobile_sr.export import convert
 from mobile_sr.models import build_model, make_config
 from mobile_sr.tasks.hdr.runner import TFLiteMerger
-from mobile_sr.tasks.sr.runner import TFLiteUpscaler, _spans
+from mobile_sr.tasks.sr.runner import TFLiteUpscaler
 from mobile_sr.tasks.sr.upscale import upscale_path
 from mobile_sr.tflite import MAX_THREADS, graph_size_multiple
 from tests.helpers import textured_image
@@ -39,22 +39,11 @@ def models(tmp_path_factory):
     return paths
 
 
-@pytest.mark.parametrize("length,tile,overlap", [(53, 20, 8), (61, 16, 4), (17, 16, 4), (100, 9, 4), (5, 20, 8), (40, 4, 1)])
-def test_tile_spans_partition_the_image(length, tile, overlap):
-    spans = _spans(length, tile, overlap)
-    assert spans[0][1] == 0 and spans[-1][2] == length
-    for (start, begin, end), following in zip(spans, spans[1:] + [None], strict=True):
-        assert start <= begin < end <= start + min(tile, length)
-        if following is not None:
-            assert following[1] == end  # no gap, no overlap between kept parts
-            assert end - following[0] >= overlap and start + tile - end >= overlap
-
-
 def test_auto_tiles_of_a_dynamic_model_match_the_whole_image(models):
     lr = textured_image(53, 61, seed=3)
     whole = TFLiteUpscaler(models["dynamic"]).upscale_float(lr)
     assert whole.shape == (106, 122, 3) and whole.max() > 0.1
-    # a 400-pixel budget: 20x20 tiles, overlap 8
+    # a 400-pixel budget: 20x20 tiles overlapping by the model's receptive radius, 3
     np.testing.assert_allclose(TFLiteUpscaler(models["dynamic"], max_pixels=400).upscale_float(lr), whole, atol=1e-4)
     np.testing.assert_allclose(TFLiteUpscaler(models["dynamic"], tile=True, max_pixels=400).upscale_float(lr), whole, atol=1e-4)
 
@@ -63,7 +52,7 @@ def test_small_fixed_model_tiles_with_a_fitting_overlap(models):
     lr = textured_image(53, 61, seed=4)
     whole = TFLiteUpscaler(models["fixed16"]).upscale_float(lr)
     assert whole.max() > 0.1
-    tiled = TFLiteUpscaler(models["fixed16"], tile=True)  # overlap 8 cannot fit 16 pixels: 4 is used
+    tiled = TFLiteUpscaler(models["fixed16"], tile=True)  # 16x16 tiles overlapping by the receptive radius, 3
     np.testing.assert_allclose(tiled.upscale_float(lr), whole, atol=1e-4)
     # over the pixel budget: tiles of the budget's size, not of the model's 16x16
     np.testing.assert_allclose(TFLiteUpscaler(models["fixed16"], max_pixels=900).upscale_float(lr), whole, atol=1e-4)

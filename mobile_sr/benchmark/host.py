@@ -1,11 +1,13 @@
-"""Per-frame latency of .tflite models on this host, in the LiteRT interpreter.
+"""Per-frame latency of .tflite models on this host, in the LiteRT interpreter and in OpenVINO
+(:mod:`mobile_sr.runtimes`).
 
-Each (model, threads, XNNPACK on/off) configuration runs in a fresh process
+Each (model, runtime, threads, XNNPACK on/off for LiteRT) configuration runs in a fresh process
 (:mod:`mobile_sr.benchmark.host_worker`): warm-up, then N timed ``invoke()`` calls or a time
-budget; median / p90 / min per frame, the peak memory the model adds, the model's MACs per frame
-and the achieved GMAC/s. The same configuration is cross-checked with LiteRT's own
-``litert-benchmark`` (the CompiledModel API, installed with ai-edge-litert), which times a whole
-``run`` call with its buffers; both are reported.
+budget, on one random frame; median / p90 / min per frame, the peak memory the model adds, the
+model's MACs per frame and the achieved GMAC/s. LiteRT's XNNPACK configurations are cross-checked
+with LiteRT's own ``litert-benchmark`` (the CompiledModel API, installed with ai-edge-litert),
+which times a whole ``run`` call with its buffers; both are reported. OpenVINO's results say how
+far its output is from LiteRT's on that frame.
 """
 
 from __future__ import annotations
@@ -25,7 +27,16 @@ import numpy as np
 
 from mobile_sr.benchmark.schema import BenchmarkResult, format_row
 from mobile_sr.core.errors import TFLiteError
-from mobile_sr.tflite import MAX_THREADS, count_macs, is_dynamic, load_interpreter
+from mobile_sr.runtimes import (
+    DEFAULT_RUNTIME,
+    RUNTIMES,
+    import_openvino,
+    load_runtime,
+    output_agreement,
+    random_frame,
+    runtime_version,
+)
+from mobile_sr.tflite import MAX_THREADS, count_macs, error_reason, is_dynamic, load_interpreter
 
 AGREEMENT_TOLERANCE = 0.10
 
@@ -66,9 +77,10 @@ def _require_fixed_size(path: Path) -> None:
                           "export it with a fixed --input-size (e.g. 360x640) to benchmark it")
 
 
-def _run_worker(path: Path, *, threads: int, xnnpack: bool, runs: int, warmup: int, seconds: float | None) -> dict:
-    command = [sys.executable, "-m", "mobile_sr.benchmark.host_worker", str(path), "--threads", str(threads),
-               "--xnnpack", str(int(xnnpack)), "--runs", str(runs), "--warmup", str(warmup)]
+def _run_worker(path: Path, *, runtime: str, threads: int, xnnpack: bool, runs: int, warmup: int,
+                seconds: float | None) -> dict:
+    command = [sys.executable, "-m", "mobile_sr.benchmark.host_worker", str(path), "--runtime", runtime,
+               "--threads", str(threads), "--xnnpack", str(int(xnnpack)), "--runs", str(runs), "--warmup", str(warmup)]
     if seconds is not None:
         command += ["--seconds", str(seconds)]
     result = subprocess.run(command, capture_output=True, text=True)
@@ -97,37 +109,73 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def benchmark_host(
-    models: list[Path], *, threads: list[int], xnnpack: tuple[bool, ...] = (True,), runs: int = 30,
-    warmup: int = 3, seconds: float | None = None, cross_check: bool = True, log: Callable[[str], None] = print,
+    models: list[Path], *, threads: list[int], xnnpack: tuple[bool, ...] = (True,),
+    runtimes: tuple[str, ...] = (DEFAULT_RUNTIME,), runs: int = 30, warmup: int = 3, seconds: float | None = None,
+    cross_check: bool = True, log: Callable[[str], None] = print,
 ) -> list[dict]:
-    """Time every model at every thread count (and XNNPACK setting); one result each, as the
-    dict of :class:`~mobile_sr.benchmark.schema.BenchmarkResult`."""
+    """Time every model in every runtime (LiteRT: with each XNNPACK setting) at every thread
+    count; one result each, as the dict of :class:`~mobile_sr.benchmark.schema.BenchmarkResult`,
+    the runtimes of a model next to each other. OpenVINO's results hold its output's agreement
+    with LiteRT's (:func:`runtime_agreement`)."""
     models = [Path(path) for path in models]
+    if "openvino" in runtimes:
+        import_openvino()  # missing: say so before timing anything
     for path in models:  # every model before timing any
         _require_fixed_size(path)
     host = host_info()
+    configurations = [(runtime, use_xnnpack) for runtime in RUNTIMES if runtime in runtimes
+                      for use_xnnpack in (xnnpack if runtime == "litert" else (False,))]
     results = []
     for path in models:
         macs = count_macs(path)
-        for use_xnnpack in xnnpack:
+        agreement = runtime_agreement(path) if "openvino" in runtimes else {}
+        for runtime, use_xnnpack in configurations:
             for thread_count in threads:
-                measured = _run_worker(path, threads=thread_count, xnnpack=use_xnnpack, runs=runs, warmup=warmup, seconds=seconds)
+                measured = _run_worker(path, runtime=runtime, threads=thread_count, xnnpack=use_xnnpack, runs=runs,
+                                       warmup=warmup, seconds=seconds)
                 latencies = measured["latencies_ms"]
                 median = statistics.median(latencies)
-                details = {"host": host}
-                if cross_check and use_xnnpack:
+                details = {"host": host, "runtime_version": runtime_version(runtime)}
+                if runtime == "openvino":
+                    details.update(agreement)
+                if cross_check and runtime == "litert" and use_xnnpack:
                     details.update(_cross_check(path, thread_count, len(latencies), warmup, median))
                 result = BenchmarkResult(
                     model=path.name, target="host", hardware=host["cpu"],
-                    delegate="xnnpack" if use_xnnpack else "builtin", threads=thread_count,
-                    input_shape=measured["input_shape"], latency_ms_median=round(median, 3),
+                    delegate=("xnnpack" if use_xnnpack else "builtin") if runtime == "litert" else "cpu",
+                    threads=thread_count, input_shape=measured["input_shape"], latency_ms_median=round(median, 3),
                     latency_ms_p90=round(_percentile(latencies, 90), 3), latency_ms_min=round(min(latencies), 3),
                     latency_ms_mean=round(statistics.mean(latencies), 3), runs=len(latencies), macs=macs,
-                    peak_memory_mb=round(measured["peak_memory_mb"], 1), details=details,
+                    peak_memory_mb=round(measured["peak_memory_mb"], 1), runtime=runtime, details=details,
                 ).to_dict()
                 results.append(result)
                 log(format_row(result))
     return results
+
+
+def runtime_agreement(path: Path) -> dict:
+    """How far OpenVINO's output is from LiteRT's on the frame the benchmark times (the same
+    random values): ``vs_litert_max_diff_lsb``, the largest difference in steps of the output's
+    quantization (a float output: in 1/255 of its task's value range), and
+    ``vs_litert_differing_pixels``, the fraction of output pixels where any channel differs."""
+    outputs = []
+    for name in RUNTIMES:
+        runtime = load_runtime(path, runtime=name)
+        for tensor, frame in zip(runtime.inputs, random_frame(runtime.inputs), strict=True):
+            runtime.set_input(tensor, frame)
+        try:
+            runtime.invoke()
+        except (ValueError, RuntimeError) as exc:
+            raise TFLiteError(f"{path}: {runtime.title} cannot run the model ({error_reason(exc)})") from None
+        outputs.append(runtime.get_output(runtime.outputs[0]))
+    lsb = 1.0
+    if not np.issubdtype(outputs[0].dtype, np.integer):
+        from mobile_sr.tasks import task_of_graph
+
+        low, high = task_of_graph(path).value_range
+        lsb = (high - low) / 255
+    agreement = output_agreement(*outputs, lsb)
+    return {"vs_litert_max_diff_lsb": agreement["max_diff_lsb"], "vs_litert_differing_pixels": agreement["differing_pixels"]}
 
 
 def _cross_check(path: Path, threads: int, runs: int, warmup: int, median: float) -> dict:
@@ -168,7 +216,8 @@ def op_profile(path: Path, *, threads: int = 1, runs: int = 15, warmup: int = 2,
             subgraph.outputs = [operators[count - 1].outputs[0]]
             prefix = Path(folder) / f"prefix{count}.tflite"
             flatbuffer_utils.write_model(model, str(prefix))
-            measured = _run_worker(prefix, threads=threads, xnnpack=xnnpack, runs=runs, warmup=warmup, seconds=None)
+            measured = _run_worker(prefix, runtime="litert", threads=threads, xnnpack=xnnpack, runs=runs, warmup=warmup,
+                                   seconds=None)
             total = statistics.median(measured["latencies_ms"])
             rows.append({"index": count - 1, "op": names[count - 1], "ms": max(0.0, total - previous)})
             previous = max(previous, total)

@@ -58,14 +58,15 @@ def unmatched_reports(psnr: dict[str, dict], models: list[Path]) -> tuple[list[s
 
 def write_comparison(results: list[dict], psnr: dict[str, dict], markdown_path: Path, png_path: Path) -> str:
     """Write the table and the plot; returns the Markdown."""
-    lines = ["| model | target | delegate | threads | median ms | PSNR-Y dB | dataset | score |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| model | target | runtime | delegate | threads | median ms | PSNR-Y dB | dataset | score |",
+             "|---|---|---|---|---|---|---|---|---|"]
     points = []
-    for r in sorted(results, key=lambda r: (r["model"], r["target"], r["delegate"], r["threads"])):
+    for r in sorted(results, key=lambda r: (r["model"], r["target"], r["runtime"], r["delegate"], r["threads"])):
         quality = psnr.get(Path(r["model"]).stem)
         score = challenge_score(quality["psnr"], r["latency_ms_median"]) if quality else None
-        lines.append(f"| {r['model']} | {r['target']} | {r['delegate']} | {r['threads']} | {r['latency_ms_median']:.1f} | "
-                     f"{quality['psnr']:.3f} | {quality['dataset']} | {score:.4g} |" if quality else
-                     f"| {r['model']} | {r['target']} | {r['delegate']} | {r['threads']} | {r['latency_ms_median']:.1f} | - | - | - |")
+        configuration = f"| {r['model']} | {r['target']} | {r['runtime']} | {r['delegate']} | {r['threads']} |"
+        lines.append(f"{configuration} {r['latency_ms_median']:.1f} | {quality['psnr']:.3f} | {quality['dataset']} | "
+                     f"{score:.4g} |" if quality else f"{configuration} {r['latency_ms_median']:.1f} | - | - | - |")
         if quality:
             points.append((r, quality["psnr"]))
     markdown = "\n".join(lines) + "\n"
@@ -73,7 +74,7 @@ def write_comparison(results: list[dict], psnr: dict[str, dict], markdown_path: 
     plt = pyplot()
     figure, axis = plt.subplots(figsize=(7, 4.5))
     for r, value in points:
-        label = f"{Path(r['model']).stem} ({r['delegate']}, {r['threads']}t)"
+        label = f"{Path(r['model']).stem} ({r['runtime']} {r['delegate']}, {r['threads']}t)"
         axis.scatter(r["latency_ms_median"], value)
         axis.annotate(label, (r["latency_ms_median"], value), fontsize=7, xytext=(4, 3), textcoords="offset points")
     axis.set(xlabel="latency per frame (ms, median)", ylabel="PSNR-Y (dB)", title="quality vs latency")

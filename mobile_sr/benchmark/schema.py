@@ -7,7 +7,10 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
+
+from mobile_sr.runtimes import DEFAULT_RUNTIME, RUNTIMES
 
 TARGETS = ("host", "android")
 
@@ -19,7 +22,8 @@ class BenchmarkResult:
     model: str  # the .tflite file name
     target: str  # "host" or "android"
     hardware: str  # the host's CPU, or the phone (maker, model, SoC)
-    delegate: str  # host: xnnpack or builtin; android: cpu, xnnpack, gpu or nnapi
+    # host LiteRT: xnnpack or builtin; host OpenVINO: cpu (its CPU plugin); android: cpu, xnnpack, gpu or nnapi
+    delegate: str
     threads: int
     input_shape: list[int]
     latency_ms_median: float
@@ -31,11 +35,14 @@ class BenchmarkResult:
     # memory the model adds while it runs: on the host the worker's peak resident memory over its
     # start, on a phone benchmark_model's footprint delta from its start ("overall")
     peak_memory_mb: float | None
+    runtime: str = DEFAULT_RUNTIME  # what ran the .tflite: litert (a phone's benchmark_model too) or openvino
     details: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
             raise ValueError(f"target must be one of {TARGETS}, got {self.target!r}")
+        if self.runtime not in RUNTIMES:
+            raise ValueError(f"runtime must be one of {RUNTIMES}, got {self.runtime!r}")
         overlap = set(self.details) & {*self.__dataclass_fields__, *_DERIVED}
         if overlap:
             raise ValueError(f"details repeat the schema's fields: {', '.join(sorted(overlap))}")
@@ -61,13 +68,26 @@ class BenchmarkResult:
 
 
 _DERIVED = ("gmacs_per_s", "gmacs_per_s_per_core")
-# the columns of the CSV: the schema's fields, the derived ones, and the host's cross-check
+# the columns of the CSV: the schema's fields, the derived ones, the host's cross-check, the
+# runtime's version and OpenVINO's agreement with LiteRT (a phone's too, with its PSNR and frame);
+# a phone's delegated and CPU nodes, peak memory footprint and slowest node types
 COLUMNS = (*(name for name in BenchmarkResult.__dataclass_fields__ if name != "details"), *_DERIVED,
-           "litert_benchmark_median_ms")
+           "litert_benchmark_median_ms", "runtime_version", "vs_litert_max_diff_lsb", "vs_litert_differing_pixels",
+           "vs_litert_psnr_db", "vs_litert_frame", "delegated_nodes", "cpu_nodes", "memory_peak_mb", "top_op_types")
+# the columns of the per-node-type profile CSV: the run, then a row of its op profile
+OP_PROFILE_COLUMNS = ("model", "target", "hardware", "delegate", "threads", "node_type", "count", "avg_ms", "avg_pct",
+                      "cdf_pct", "mem_kb", "times_called")
 
 
 def _cell(value, digits: int = 1) -> str:
     return "-" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def _agreement(result: dict) -> str | None:
+    """OpenVINO's output against LiteRT's, e.g. ``max 1 LSB, 0.03% of pixels``; None where not measured."""
+    if "vs_litert_max_diff_lsb" not in result:
+        return None
+    return f"max {result['vs_litert_max_diff_lsb']:g} LSB, {100 * result['vs_litert_differing_pixels']:.2f}% of pixels"
 
 
 def format_row(result: dict) -> str:
@@ -75,10 +95,13 @@ def format_row(result: dict) -> str:
     extra = ""
     if "litert_benchmark_median_ms" in result:
         extra = f" | litert-benchmark {result['litert_benchmark_median_ms']:.1f} ms ({result['litert_benchmark_note']})"
+    agreement = _agreement(result)
+    if agreement:
+        extra += f" | output vs LiteRT: {agreement}"
     macs = "" if result["macs"] is None else (f"; {result['macs'] / 1e9:.2f} GMAC -> "
                                               f"{_cell(result['gmacs_per_s'])} GMAC/s")
     memory = "" if result["peak_memory_mb"] is None else f"; peak memory +{result['peak_memory_mb']:.0f} MB"
-    return (f"{result['model']} [{result['delegate']}, {result['threads']} thread(s)]: median "
+    return (f"{result['model']} [{result['runtime']} {result['delegate']}, {result['threads']} thread(s)]: median "
             f"{result['latency_ms_median']:.1f} ms, p90 {_cell(result['latency_ms_p90'])}, min "
             f"{_cell(result['latency_ms_min'])} ({result['runs']} runs){macs}{memory}{extra}")
 
@@ -88,21 +111,40 @@ def to_csv(results: list[dict]) -> str:
     writer = csv.DictWriter(buffer, fieldnames=COLUMNS, extrasaction="ignore")
     writer.writeheader()
     for result in results:
-        writer.writerow({**result, "input_shape": "x".join(map(str, result["input_shape"]))})
+        nested = {f"{key}_{name}": value for key, values in result.items() if isinstance(values, dict)
+                  for name, value in values.items()}  # e.g. memory_peak_mb
+        writer.writerow({**result, **nested, "input_shape": "x".join(map(str, result["input_shape"]))})
+    return buffer.getvalue()
+
+
+def op_profile_csv_path(json_path: Path) -> Path:
+    """Where the per-node-type profile goes next to the results' JSON: ``bench.json`` -> ``bench_ops.csv``."""
+    return json_path.with_name(f"{json_path.stem}_ops.csv")
+
+
+def to_op_profile_csv(results: list[dict]) -> str:
+    """One row per run and node type of the runs' op profiles (``op_profile``, from a phone's
+    ``--enable_op_profiling``); a run without a profile has no row."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=OP_PROFILE_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    for result in results:
+        for row in result.get("op_profile") or []:
+            writer.writerow({**result, **row})
     return buffer.getvalue()
 
 
 def to_table(results: list[dict]) -> str:
     """Markdown table of host and Android results alike (a field a run did not measure shows as '-')."""
-    header = ("| model | target | hardware | delegate | threads | input | median ms | p90 ms | min ms | GMAC | GMAC/s/core "
-              "| peak MB |")
+    header = ("| model | target | hardware | runtime | delegate | threads | input | median ms | p90 ms | min ms | GMAC "
+              "| GMAC/s/core | output vs LiteRT | peak MB |")
     lines = [header, "|" + "---|" * (header.count("|") - 1)]
     for r in results:
         macs = None if r["macs"] is None else r["macs"] / 1e9
         lines.append(
-            f"| {r['model']} | {r['target']} | {r['hardware']} | {r['delegate']} | {r['threads']} | "
+            f"| {r['model']} | {r['target']} | {r['hardware']} | {r['runtime']} | {r['delegate']} | {r['threads']} | "
             f"{'x'.join(map(str, r['input_shape']))} | {_cell(r['latency_ms_median'])} | {_cell(r['latency_ms_p90'])} | "
             f"{_cell(r['latency_ms_min'])} | {_cell(macs, 2)} | {_cell(r['gmacs_per_s_per_core'])} | "
-            f"{_cell(r['peak_memory_mb'])} |"
+            f"{_agreement(r) or '-'} | {_cell(r['peak_memory_mb'])} |"
         )
     return "\n".join(lines)

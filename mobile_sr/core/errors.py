@@ -42,6 +42,10 @@ class OutputError(MobileSRError):
     """An output file cannot be written where it was asked for."""
 
 
+class MissingExtraError(MobileSRError):
+    """An optional extra that the requested feature needs (e.g. OpenVINO) is not installed."""
+
+
 class OptionError(MobileSRError):
     """An option does not fit the model or data it came with (e.g. ``--scale 2`` for an x3 model);
     the CLI reports it as a usage error."""

@@ -21,9 +21,11 @@ def pyplot():
 
 
 def save_figure(figure, path: Path) -> None:
-    """Write a figure as PNG atomically and free it."""
+    """Write a figure as PNG atomically and free it; its title, if any, also as the PNG's Title
+    text (what file browsers and scripts read without decoding the image)."""
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    title = figure.get_suptitle()
+    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight", metadata={"Title": title} if title else None)
     pyplot().close(figure)
     atomic_write_bytes(path, buffer.getvalue())
 

@@ -34,6 +34,8 @@ NAMED_SR_SETS = {
     "t91": "sr/train/T91",
     "bsd200": "sr/train/BSD200",
 }
+# ../shared/datasets next to the source checkout
+_CHECKOUT_DATASETS = Path(__file__).resolve().parents[3] / "shared" / "datasets"
 
 
 def default_photos(split: str) -> list[tuple[str, np.ndarray]]:
@@ -46,17 +48,48 @@ def default_photos(split: str) -> list[tuple[str, np.ndarray]]:
     return photos
 
 
-def shared_datasets_dir() -> Path | None:
-    """The shared datasets folder (``$MOBILE_SR_DATA`` or ``../shared/datasets``), if present."""
+def printable_name(name: str) -> str:
+    """``name`` (a file name as Python decodes it) with each byte that is not valid UTF-8 written
+    as a ``\\xe9`` escape: the surrogates Python decodes such bytes to cannot be printed or encoded
+    as UTF-8, while the escapes can and keep two such names distinct."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
+def _shared_datasets_candidates() -> list[Path]:
+    """Where the shared datasets folder may be, in order: ``$MOBILE_SR_DATA``, then
+    ``../shared/datasets`` next to the working directory and next to the source checkout."""
     candidates = []
     if os.environ.get("MOBILE_SR_DATA"):
         candidates.append(Path(os.environ["MOBILE_SR_DATA"]))
     candidates.append(Path.cwd().parent / "shared" / "datasets")
-    candidates.append(Path(__file__).resolve().parents[3] / "shared" / "datasets")
-    for candidate in candidates:
-        if candidate.is_dir():
-            return candidate
-    return None
+    candidates.append(_CHECKOUT_DATASETS)
+    return list(dict.fromkeys(candidates))
+
+
+def shared_datasets_dir() -> Path | None:
+    """The shared datasets folder (``$MOBILE_SR_DATA`` or ``../shared/datasets``), if present."""
+    return next((candidate for candidate in _shared_datasets_candidates() if candidate.is_dir()), None)
+
+
+def _named_set_not_found(name: str) -> DatasetError:
+    """The error for a named set that is not where mobile-sr looks: the folder(s) searched, the
+    sub-path expected, where the sets come from, and that any folder of HR images works too."""
+    sub_path = NAMED_SR_SETS[name.lower()]
+    variable = os.environ.get("MOBILE_SR_DATA")
+    root = shared_datasets_dir()
+    if root is not None:
+        source = "MOBILE_SR_DATA" if variable and root == Path(variable) else "the shared datasets folder"
+        searched = f"{root} ({source}) has no {sub_path}"
+    else:
+        tried = [str(path) for path in _shared_datasets_candidates() if not variable or path != Path(variable)]
+        setting = f"MOBILE_SR_DATA={variable}" if variable else "MOBILE_SR_DATA is not set"
+        searched = f"no shared datasets folder ({setting}; {' and '.join(tried)} do not exist)"
+    return DatasetError(
+        f"dataset '{name}' not found: {searched}; mobile-sr never downloads the named sets, which are public "
+        "research sets (Set5 and Set14: the standard SR test sets; T91 and BSD200, the BSDS300 train split: "
+        f"together the classic '291' training set): put a copy at {sub_path} below $MOBILE_SR_DATA or "
+        "../shared/datasets (see the README, Named data sets), or pass a folder of HR images instead"
+    )
 
 
 def _local_path(name_or_path: str) -> Path | None:
@@ -85,14 +118,11 @@ def resolve_dataset(name_or_path: str) -> tuple[str, Path | None]:
         return DEFAULT_DATASET, None
     path = _local_path(name_or_path)
     if path is not None:
-        return path.name, path
+        return printable_name(path.name), path
     if key in NAMED_SR_SETS:
         root = shared_datasets_dir()
         if root is None or not (root / NAMED_SR_SETS[key]).is_dir():
-            raise DatasetError(
-                f"dataset '{name_or_path}' not found: set MOBILE_SR_DATA to the folder that holds "
-                f"{NAMED_SR_SETS[key]}, or pass the image folder itself"
-            )
+            raise _named_set_not_found(name_or_path)
         return Path(NAMED_SR_SETS[key]).name, root / NAMED_SR_SETS[key]
     raise DatasetError(
         f"{name_or_path}: no such folder and not a dataset name; use a folder of HR images or one "

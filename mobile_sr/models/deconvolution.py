@@ -62,6 +62,10 @@ class DecorrelatedConv2D(keras.layers.Layer):
     at zero mean and ``D = I``, where the layer is the plain conv.
     """
 
+    # Under a mixed-precision policy the layer computes in float32: 16-bit covariances and
+    # Newton-Schulz products lose the small eigenvalues the whitening divides by.
+    needs_float32 = True
+
     def __init__(self, filters: int, kernel_size: int, *, activation=None, kernel_initializer="he_normal",
                  eps: float = 1e-5, iterations: int = 5, sampling_stride: int = 3, sample_images: int = 16,
                  momentum: float = 0.9, **kwargs):

@@ -8,8 +8,8 @@ AHDRNet's 13.5 GB.
 Our reading of the figure-less text: one encoder, shared by the three exposures; an SKM at every
 stage, whose merged features feed the decoder's skip connection of that stage; the decoder adds the
 skip to the IWT output. Like SCSRN, the reference exposure's input is concatenated before the
-output conv, which starts as the identity on its LDR channels: the network begins by returning
-the reference image and learns what the other exposures add.
+output conv, which starts as the identity on its tonemapped HDR-domain channels: the network
+begins by returning the reference exposure's radiance and learns what the other exposures add.
 """
 
 from __future__ import annotations
@@ -121,8 +121,8 @@ def build_hdr_unet(config: HDRUNetConfig):
     tonemapped = ClipToRange(0.0, 1.0, name="clip")(output_conv(with_reference))
     model = keras.Model(inputs, tonemapped, name="hdr_unet")
     kernel = np.zeros(output_conv.kernel.shape, np.float32)
-    for channel in range(3):
-        kernel[1, 1, config.channels + channel, channel] = 1.0
+    for channel in range(3):  # the reference exposure's tonemapped HDR-domain channels
+        kernel[1, 1, config.channels + 3 + channel, channel] = 1.0
     output_conv.set_weights([kernel, np.zeros(3, np.float32)])
     return model
 

@@ -241,7 +241,7 @@ class FixedPointwiseMix(keras.layers.Layer):
 
     def call(self, inputs):
         blocks = self.before_mix(inputs)
-        kernel = tf.constant(self.mix_matrix(int(blocks.shape[-1]))[None, None])
+        kernel = tf.constant(self.mix_matrix(int(blocks.shape[-1]))[None, None], blocks.dtype)  # exact in 16 bits
         return self.after_mix(tf.nn.conv2d(blocks, kernel, strides=1, padding="VALID"))
 
 

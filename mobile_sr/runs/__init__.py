@@ -5,6 +5,7 @@ from mobile_sr.runs.config import (
     CONFIG_FILE,
     DEFAULT_MINUTES,
     LR_SCHEDULES,
+    PRECISIONS,
     QAT_ROUNDINGS,
     RunConfig,
     TrainConfig,
@@ -24,10 +25,11 @@ from mobile_sr.runs.folder import (
     load_trained_model,
     unfinished_checkpoint_step,
 )
+from mobile_sr.runs.lock import RunLock, check_unlocked, lock_path
 
 __all__ = [
-    "CHECKPOINT_DIR", "CONFIG_FILE", "CURVE_FILE", "DEFAULT_MINUTES", "LR_SCHEDULES", "METRICS_FILE", "QAT_ROUNDINGS",
-    "RELATIVE_DATA_HINT", "SUMMARY_FILE", "WEIGHTS_FILE", "RunConfig", "TrainConfig", "build_run_model",
-    "checkpoint_problem", "deployed_model", "latest_run", "load_trained_model", "read_run_config",
+    "CHECKPOINT_DIR", "CONFIG_FILE", "CURVE_FILE", "DEFAULT_MINUTES", "LR_SCHEDULES", "METRICS_FILE", "PRECISIONS", "QAT_ROUNDINGS",
+    "RELATIVE_DATA_HINT", "SUMMARY_FILE", "WEIGHTS_FILE", "RunConfig", "RunLock", "TrainConfig", "build_run_model",
+    "check_unlocked", "checkpoint_problem", "deployed_model", "latest_run", "load_trained_model", "lock_path", "read_run_config",
     "unfinished_checkpoint_step",
 ]

@@ -19,6 +19,8 @@ CONFIG_FILE = "config.json"
 DEFAULT_MINUTES = 8.0
 QAT_ROUNDINGS = ("data_aware", "nearest")
 LR_SCHEDULES = ("step", "cosine")
+# what a run computes in (mobile_sr.training.precision): weights, the EMA and QAT stay float32
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ class TrainConfig:
     symmetry_strength: float = 0.0  # symmetric-weight regularizer strength (0: off)
     # objective name -> weight (mobile_sr.objectives); empty: the model's default, e.g. {"pixel": 1.0}
     objectives: dict[str, float] = field(default_factory=dict)
+    precision: str = "float32"  # one of PRECISIONS; runs stored before it trained in float32
 
     def __post_init__(self) -> None:
         problems = []
@@ -73,6 +76,8 @@ class TrainConfig:
             problems.append(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.validations < 1:
             problems.append(f"validations must be >= 1, got {self.validations}")
+        if not self.checkpoint_seconds > 0:  # nan fails too
+            problems.append(f"checkpoint_seconds must be > 0, got {self.checkpoint_seconds}")
         if not 0 <= self.seed < 2**32:
             problems.append(f"seed must be in [0, 2**32 - 1], got {self.seed}")
         if self.qat and not self.init_from:
@@ -86,6 +91,11 @@ class TrainConfig:
         if self.clip_threshold is not None and not self.init_from:
             problems.append("weight clipping fixes its thresholds from the starting weights, so it needs a trained start "
                             "(init_from / --run); from scratch, use symmetry_strength alone")
+        if self.precision not in PRECISIONS:
+            problems.append(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        elif self.qat and self.precision != "float32":
+            problems.append(f"QAT trains in float32 (tfmot's fake-quantization ops have no 16-bit kernels), got precision "
+                            f"{self.precision}; set precision to float32")
         if self.symmetry_strength < 0:
             problems.append(f"symmetry_strength must be >= 0, got {self.symmetry_strength}")
         problems += objective_problems(self.objectives)

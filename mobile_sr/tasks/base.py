@@ -7,6 +7,7 @@ Training, export, evaluation and the CLI ask the task; none of them tells tasks 
 from __future__ import annotations
 
 import abc
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from mobile_sr.core.errors import TFLiteError
+from mobile_sr.core.errors import OutputError, TFLiteError
+from mobile_sr.core.files import check_output_path
+from mobile_sr.runtimes import DEFAULT_RUNTIME
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,12 @@ class EvalSubject:
 @dataclass(frozen=True)
 class EvalOptions:
     """How ``evaluate`` runs: the data, SR ``scales`` and ``tile`` (None/False where not given),
-    the JSON report (and its figures) to write, and per-item lines or only means."""
+    the JSON report (and its figures) to write, per-item lines or only means, and the runtime
+    that runs a ``.tflite`` (one of :data:`mobile_sr.runtimes.RUNTIMES`).
+
+    Without ``json_path``, with ``report_dir``, each dataset (SR: each scale) gets its own report
+    there, named ``<report_prefix><dataset>[_x<scale>].json``, so evaluating another dataset
+    keeps the earlier reports."""
 
     data: str
     scales: list[int] | None = None
@@ -63,6 +71,27 @@ class EvalOptions:
     json_path: Path | None = None
     quiet: bool = False
     log: Callable[[str], None] = field(default=print)
+    report_dir: Path | None = None
+    report_prefix: str = ""
+    runtime: str = DEFAULT_RUNTIME
+
+    def writable_report_path(self, dataset: str, scale: int | None = None) -> Path | None:
+        """Where the report of ``dataset`` (at SR ``scale``) goes: ``json_path`` (checked by the
+        caller), else its own file in ``report_dir``, checked writable now; None: nowhere."""
+        if self.json_path is not None or self.report_dir is None:
+            return self.json_path
+        path = self.report_dir / f"{self.report_prefix}{file_name_part(dataset)}{f'_x{scale}' if scale else ''}.json"
+        try:
+            check_output_path(path)
+        except OutputError as exc:
+            raise OutputError(f"{exc} (the default report location: --json chooses another place)") from None
+        return path
+
+
+def file_name_part(name: str) -> str:
+    """``name`` (e.g. a dataset's) as part of a file name: runs of other characters than letters,
+    digits, ``.``, ``-`` and ``_`` as one ``_``, no leading dot (no hidden file, no ``..``)."""
+    return re.sub(r"[^\w.-]+", "_", name).lstrip(".") or "data"
 
 
 class Task(abc.ABC):
@@ -102,11 +131,12 @@ class Task(abc.ABC):
             len(detail["shape"]) == 4 and int(detail["shape"][-1]) == model_input.channels
             for detail, model_input in zip(input_details, self.inputs, strict=True))
 
-    def check_graph(self, interpreter, path: Path, shape_text: Callable[[dict], str]) -> None:
-        """Raise :class:`TFLiteError` unless the loaded .tflite has this task's inputs and one output."""
-        inputs, outputs = interpreter.get_input_details(), interpreter.get_output_details()
+    def check_graph(self, runtime, shape_text: Callable[[dict], str]) -> None:
+        """Raise :class:`TFLiteError` unless the .tflite loaded in ``runtime`` (a
+        :class:`~mobile_sr.runtimes.Runtime`) has this task's inputs and one output."""
+        inputs, outputs = runtime.inputs, runtime.outputs
         if not self.matches_graph(inputs) or len(outputs) != 1:
-            raise TFLiteError(f"{path}: expected {self.graph_description} and one output, got "
+            raise TFLiteError(f"{runtime.path}: expected {self.graph_description} and one output, got "
                               f"{', '.join(map(shape_text, inputs))} -> {', '.join(map(shape_text, outputs))}")
 
     @abc.abstractmethod
@@ -132,20 +162,23 @@ class Task(abc.ABC):
         """Raise :class:`~mobile_sr.core.errors.ConfigError` if ``config`` cannot train the model."""
 
     @abc.abstractmethod
-    def load_split(self, data: str, split: str, *, seed: int, model_config) -> tuple[str, list]:
+    def load_split(self, data: str, split: str, *, seed: int, model_config,
+                   log: Callable[[str], None] = print) -> tuple[str, list]:
         """``(dataset name, items)`` of ``data``'s ``split`` ("train" or "val"; a plain folder
-        gives all of its items to both)."""
+        gives all of its items to both). Long preparation (SR: decoding images into the training
+        cache the first time) shows progress through ``log``."""
 
-    def load_data(self, data: str, val_data: str | None, *, seed: int, model_config) -> TaskData:
+    def load_data(self, data: str, val_data: str | None, *, seed: int, model_config,
+                  log: Callable[[str], None] = print) -> TaskData:
         """Training items and a validation split: ``val_data``, the default's val split, or
         items held out of ``data``."""
         from mobile_sr.data.locations import DEFAULT_DATASET
         from mobile_sr.data.split import split_train_val
 
-        name, items = self.load_split(data, "train", seed=seed, model_config=model_config)
+        name, items = self.load_split(data, "train", seed=seed, model_config=model_config, log=log)
         if val_data is not None or data == DEFAULT_DATASET:
             val_name, val = self.load_split(data if val_data is None else val_data, "val", seed=seed,
-                                            model_config=model_config)
+                                            model_config=model_config, log=log)
             return TaskData(name, items, val_name, val)
         train, val = split_train_val(items)
         return TaskData(name, train, f"{name} (held out)", val)
@@ -156,7 +189,8 @@ class Task(abc.ABC):
 
     @abc.abstractmethod
     def sampler(self, items: list, *, patch_size: int, batch_size: int, seed: int):
-        """A patch sampler: ``sample() -> (channel-stacked inputs, targets)`` and ``skipped``."""
+        """The training items as a :class:`mobile_sr.data.pipeline.PatchSource` of channel-stacked
+        inputs and targets, which :func:`mobile_sr.data.pipeline.patch_dataset` feeds to training."""
 
     @abc.abstractmethod
     def baseline_score(self, val: list, *, val_name: str, model_config) -> float:
@@ -170,7 +204,9 @@ class Task(abc.ABC):
 
     @abc.abstractmethod
     def calibration_sources(self, data: str, *, seed: int, model_config) -> list[np.ndarray]:
-        """Channel-stacked model inputs of the run's training data, to cut calibration crops from."""
+        """Channel-stacked model inputs of the run's training data, to cut calibration crops from:
+        arrays, or images read on demand (:class:`mobile_sr.data.stored.StoredImage`: a ``shape``,
+        ``[rows, cols]`` slices that are arrays, ``np.asarray``)."""
 
     @abc.abstractmethod
     def export_size_hint(self) -> str:
@@ -194,4 +230,5 @@ class Task(abc.ABC):
     @abc.abstractmethod
     def evaluate(self, subject: EvalSubject, options: EvalOptions) -> list:
         """Score ``subject`` on ``options.data``, print the report through ``options.log`` and
-        write it (with its figures) to ``options.json_path`` if given; returns the reports."""
+        write it (with its figures) to ``options.json_path`` if given, else to a report per dataset
+        in ``options.report_dir`` if given; returns the reports."""

@@ -92,8 +92,8 @@ class QATPlan(FloatPlan):
         kept = last_score
         if self.best_step != step:
             kept = self.best_score
-            log(f"keeping the weights of step {self.best_step} (validation {self.best_score:.3f} dB) over the last "
-                f"step's ({last_score:.3f} dB)")
+            log(f"keeping the weights of step {self.best_step} (validation {self.best_score:.4f} dB) over the last "
+                f"step's ({last_score:.4f} dB), {self.best_score - last_score:.4f} dB better")
         return kept, {"kept_step": self.best_step, f"final_val_{self.metric}": round(last_score, 4)}
 
 

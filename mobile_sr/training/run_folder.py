@@ -7,9 +7,11 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
+
 from mobile_sr import runs
 from mobile_sr.core.errors import RunFolderError
-from mobile_sr.core.files import check_output_path
+from mobile_sr.core.files import check_output_path, free_bytes
 from mobile_sr.runs import RunConfig, TrainConfig
 
 
@@ -62,16 +64,63 @@ def check_budget_left(config: TrainConfig, checkpoint: str, run_dir: Path) -> No
         elapsed = float(tf.train.load_variable(checkpoint, "elapsed/.ATTRIBUTES/VARIABLE_VALUE"))
     except (ValueError, tf.errors.OpError) as exc:  # a damaged checkpoint, or another program's
         raise RunFolderError(runs.checkpoint_problem(checkpoint, exc)) from None
-    if config.progress(step, elapsed) >= 1.0:
+    # a run whose final save failed (e.g. on a full disk) has no weights file yet: resuming finishes it
+    if config.progress(step, elapsed) >= 1.0 and (run_dir / runs.WEIGHTS_FILE).is_file():
         raise RunFolderError(f"{run_dir} has used its whole budget ({step} steps); "
                              "give a larger --steps or --minutes to continue it")
 
 
+SPACE_MARGIN_BYTES = 1 << 20  # file-format overhead on top of the raw weights
+
+
+class DiskFullError(RunFolderError):
+    """The disk ran out of space while training wrote the run folder."""
+
+
+def resume_hint(run_dir: Path) -> str:
+    return f"mobile-sr train --out {run_dir} --resume"
+
+
+def check_free_space(run_dir: Path, needed_bytes: int, what: str) -> None:
+    """Raise :class:`DiskFullError` before writing ``what`` when the disk lacks ``needed_bytes``:
+    HDF5 and TensorFlow handle a disk that fills mid-write badly (a crash, a half-written file)."""
+    free = free_bytes(run_dir)
+    if free < needed_bytes + SPACE_MARGIN_BYTES:
+        raise DiskFullError(f"the disk holding {run_dir} is full ({free / 2**20:.1f} MiB free, {what} needs "
+                            f"{(needed_bytes + SPACE_MARGIN_BYTES) / 2**20:.1f} MiB)")
+
+
+def weights_bytes(model) -> int:
+    return sum(int(weight.dtype.size) * int(np.prod(weight.shape)) for weight in model.weights)
+
+
 def save_weights(model, path: Path) -> None:
-    """``model``'s weights to ``path``, never half-written: saved beside it, then moved over it."""
+    """``model``'s weights to ``path``, never half-written: saved beside it, then moved over it;
+    refused up front when the disk cannot hold them."""
+    check_free_space(path.parent, 2 * weights_bytes(model), f"saving {path.name}")
     partial = path.with_name(f".partial.{path.name}")  # same suffix, same format
-    model.save_weights(str(partial))
-    partial.replace(path)
+    try:
+        model.save_weights(str(partial))
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def remove_unfinished_checkpoints(run_dir: Path) -> None:
+    """Remove what a failed checkpoint save left (TensorFlow's temporary folders and any files of a
+    checkpoint the state file does not list); the last good checkpoint stays."""
+    from mobile_sr.core.backend import tf
+
+    folder = run_dir / runs.CHECKPOINT_DIR
+    if not folder.is_dir():
+        return
+    state = tf.train.get_checkpoint_state(str(folder))
+    kept = {Path(path).name for path in state.all_model_checkpoint_paths} if state else set()
+    for path in folder.iterdir():
+        if path.name.endswith("_temp") and path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        elif path.name.startswith("ckpt-") and path.name.split(".", 1)[0] not in kept:
+            path.unlink(missing_ok=True)
 
 
 class MetricsLog:

@@ -10,14 +10,19 @@
 The learning-rate schedule and the L2 phase follow training *progress*, the larger of
 ``step / steps`` and ``elapsed / budget``, so one recipe serves step and wall-clock budgets and a
 resumed run continues the same schedule. With more than one GPU, training runs under
-``tf.distribute.MirroredStrategy`` (batches split across the replicas); otherwise it uses the
-default strategy.
+``tf.distribute.MirroredStrategy`` (batches split across the replicas); across the machines of a
+``TF_CONFIG`` cluster, under ``MultiWorkerMirroredStrategy`` (:mod:`mobile_sr.training.cluster`);
+otherwise it uses the default strategy.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import json
 import math
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,20 +32,28 @@ from typing import Any
 import numpy as np
 
 from mobile_sr import runs
-from mobile_sr.core.errors import ConfigError, DatasetError, RunFolderError
-from mobile_sr.core.files import check_output_path, write_json
+from mobile_sr.core.errors import ConfigError, DatasetError, MobileSRError, RunFolderError
+from mobile_sr.core.files import check_output_path, is_full_disk, write_json
 from mobile_sr.core.plots import plot_training_curve
+from mobile_sr.core.progress import format_duration
 from mobile_sr.data.pipeline import patch_dataset
 from mobile_sr.runs import RunConfig, TrainConfig
 from mobile_sr.tasks import Task, TaskData, task_of_model
+from mobile_sr.training.cluster import ClusterError, Workers, cluster_position, join_workers, lost_worker_problem
 from mobile_sr.training.interrupts import InterruptWatch, TrainingInterrupted
 from mobile_sr.training.plans import FloatPlan, plan_for
+from mobile_sr.training.precision import check_precision_runs_here, optimizer_for, with_precision
 from mobile_sr.training.run_folder import (
+    DiskFullError,
     MetricsLog,
     check_budget_left,
+    check_free_space,
     check_new_run_dir,
     check_same_start,
     create_run_dir,
+    remove_unfinished_checkpoints,
+    resume_hint,
+    weights_bytes,
 )
 from mobile_sr.training.step import LOSS_PHASES, make_train_step
 
@@ -57,6 +70,8 @@ class PreparedRun:
     task: Task
     plan: FloatPlan
     data: TaskData
+    workers: Workers  # the processes training the run together: this one alone, or a cluster's
+    resume_command: str  # how to continue the run once it stopped
     init_model: Any = None  # the trained start's weights, in the form the run trains
     latest_checkpoint: str | None = None  # the checkpoint a resumed run continues from
     metrics: MetricsLog | None = None  # a resumed run's log so far
@@ -98,6 +113,21 @@ def default_run_dir(config: TrainConfig, model_config=None) -> Path:
     return Path("runs") / task_of_model(config.model).run_dir_name(config.model, model_config)
 
 
+def next_free_run_dir(run_dir: Path) -> Path:
+    """``run_dir`` itself while it holds no run, else the first of ``<run_dir>-2``, ``-3``, ...
+    that does not exist or is empty: the default folder, so the same command runs again."""
+    def free(folder: Path) -> bool:
+        empty = not folder.exists() or (folder.is_dir() and not any(folder.iterdir()))
+        return empty and not runs.lock_path(folder).exists()  # another command may be about to fill it
+
+    if free(run_dir):
+        return run_dir
+    number = 2
+    while not free(run_dir.with_name(f"{run_dir.name}-{number}")):
+        number += 1
+    return run_dir.with_name(f"{run_dir.name}-{number}")
+
+
 def _start_config(config: TrainConfig) -> tuple[Any, RunConfig | None]:
     """The config of the model the run trains, and that of the float run it starts from (None:
     from random weights)."""
@@ -114,20 +144,32 @@ def _start_config(config: TrainConfig) -> tuple[Any, RunConfig | None]:
     return init_config.model_config, init_config
 
 
-def prepare(config: TrainConfig, *, run_dir: Path | None, resume: bool, overwrite: bool,
-            log: Callable[[str], None]) -> PreparedRun:
-    """Stage 1: check the run folder, settle the run's config, load the start and the data.
-    Writes nothing."""
+def prepare(config: TrainConfig, *, run_dir: Path | None, resume: bool, overwrite: bool, workers: Workers,
+            held: contextlib.ExitStack, log: Callable[[str], None]) -> PreparedRun:
+    """Stage 1: lock the run folder for as long as ``held`` lasts, check it, settle the run's
+    config, load the start and the data. Writes nothing but the lock.
+
+    Without ``run_dir``, a new run goes to the model's default folder, or to the next numbered
+    one when that holds a run already, so that the same command can run again. Of several
+    ``workers`` only the chief does so; the others run in a temporary folder that ``held``
+    deletes, which holds the files the chief's resumed run starts from."""
     from mobile_sr.core.backend import tf
 
+    command = "mobile-sr qat" if config.qat else "mobile-sr train"
     stored = latest_checkpoint = metrics = None
+    if not workers.is_chief:
+        run_dir = Path(held.enter_context(tempfile.TemporaryDirectory(prefix="mobile-sr-worker-"))) / "run"
+        chief_run_dir, chief_settings = workers.chief_run(run_dir, resume=resume)
     if resume:
         run_dir = run_dir or default_run_dir(config)  # the command line's model picks the folder
+        if workers.is_chief:
+            held.enter_context(runs.RunLock(run_dir, command))
         stored = runs.read_run_config(run_dir)
         if config.init_from is not None:
             check_same_start(stored, config.init_from, run_dir)
         config = dataclasses.replace(stored.train, steps=config.steps or stored.train.steps,
-                                     minutes=config.minutes or stored.train.minutes)
+                                     minutes=config.minutes or stored.train.minutes,
+                                     checkpoint_seconds=config.checkpoint_seconds)
         metrics = MetricsLog(run_dir / runs.METRICS_FILE)
         latest_checkpoint = tf.train.latest_checkpoint(str(run_dir / runs.CHECKPOINT_DIR))
         if latest_checkpoint is None:
@@ -135,11 +177,26 @@ def prepare(config: TrainConfig, *, run_dir: Path | None, resume: bool, overwrit
         check_budget_left(config, latest_checkpoint, run_dir)
         check_output_path(run_dir / runs.CONFIG_FILE)
     config = config.with_objectives()
+    check_precision_runs_here(config.precision)
     task = task_of_model(config.model)
+    if config.init_from:
+        runs.check_unlocked(Path(config.init_from), action="fine-tune it")
     model_config, init_config = _start_config(config)
-    run_dir = run_dir or default_run_dir(config, model_config)
     if not resume:
+        if run_dir is None:
+            default = default_run_dir(config, model_config)
+            run_dir = default if overwrite else next_free_run_dir(default)
+            if run_dir != default:
+                log(f"{default} already holds a run, so this one goes to {run_dir} (continue the earlier one with "
+                    f"'mobile-sr train --out {default} --resume', or replace it with --overwrite)")
+        if workers.is_chief:
+            held.enter_context(runs.RunLock(run_dir, command))
         check_new_run_dir(run_dir, overwrite=overwrite, init_from=config.init_from)
+    if workers.is_chief:
+        workers.share_run(run_dir, config, resume=resume)
+        chief_run_dir = run_dir
+    else:
+        _check_chief_settings(config, chief_settings, workers)
     plan = plan_for(config, run_dir, task.metric)
     init_model = None
     if init_config is not None:
@@ -150,8 +207,12 @@ def prepare(config: TrainConfig, *, run_dir: Path | None, resume: bool, overwrit
         raise RunFolderError(f"{run_dir / runs.CONFIG_FILE}: its model_config differs from the model {source}; "
                              "restore the file, or start the run again with --overwrite")
     task.check_training(config, model_config)
+    replicas = workers.strategy.num_replicas_in_sync
+    if config.batch_size % replicas:
+        raise ConfigError(f"batch size {config.batch_size} does not split evenly across the {replicas} replicas (the "
+                          f"devices of every worker); train with a --batch-size that is a multiple of {replicas}")
     try:
-        data = task.load_data(config.data, config.val_data, seed=config.seed, model_config=model_config)
+        data = task.load_data(config.data, config.val_data, seed=config.seed, model_config=model_config, log=log)
     except DatasetError as exc:
         if not (resume or config.init_from):
             raise
@@ -160,15 +221,19 @@ def prepare(config: TrainConfig, *, run_dir: Path | None, resume: bool, overwrit
                            f"{runs.RELATIVE_DATA_HINT}{hint})") from None
     log(f"data: {data.name}: {task.describe(data.train)} for training; {data.val_name}: {len(data.val)} for validation")
     run_config = RunConfig(task, config.model, model_config, config)
-    return PreparedRun(run_dir, resume, overwrite, config, run_config, task, plan, data, init_model,
-                       latest_checkpoint, metrics)
+    resume_command = f"'{resume_hint(chief_run_dir)}'" + (" on every worker" if workers.several else "")
+    return PreparedRun(run_dir, resume, overwrite, config, run_config, task, plan, data, workers, resume_command,
+                       init_model, latest_checkpoint, metrics)
 
 
-def _choose_strategy():
-    from mobile_sr.core.backend import tf
-
-    gpus = tf.config.list_logical_devices("GPU")
-    return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
+def _check_chief_settings(config: TrainConfig, chief_settings: dict, workers: Workers) -> None:
+    """Refuse to train with other settings than the chief's: every worker must run the same command."""
+    settings = json.loads(json.dumps(config.to_dict()))  # as the chief's came: through JSON
+    differing = [f"{key} {settings[key]!r} here, {chief_settings.get(key)!r} on the chief" for key in settings
+                 if settings[key] != chief_settings.get(key)]
+    if differing:
+        raise ConfigError(f"worker {workers.index} has other training settings than the chief ({'; '.join(differing)}): "
+                          "start every worker with the same command, its data at the same path on each machine")
 
 
 def build(run: PreparedRun, *, log: Callable[[str], None]) -> TrainingState:
@@ -179,13 +244,14 @@ def build(run: PreparedRun, *, log: Callable[[str], None]) -> TrainingState:
     from mobile_sr.objectives import build_objectives
 
     config, task, model_config = run.config, run.task, run.run_config.model_config
-    strategy = _choose_strategy()
+    strategy = run.workers.strategy
     keras.utils.set_random_seed(config.seed)  # initializers draw from Python, NumPy and TensorFlow seeds
     with strategy.scope():
         model = build_model(config.model, model_config)
         if run.init_model is not None:
             model.set_weights(run.init_model.get_weights())
-        model = run.plan.wrap(model, task=task, data=run.data)
+        # the EMA copy stays a float32 model: the weights a run keeps, validates, QATs and exports
+        model = with_precision(run.plan.wrap(model, task=task, data=run.data), config.precision)
         ema_model = runs.build_run_model(run.run_config)
         ema_model.set_weights(model.get_weights())
         shaping = None
@@ -194,7 +260,7 @@ def build(run: PreparedRun, *, log: Callable[[str], None]) -> TrainingState:
 
             shaping = WeightShaping(conv_kernels(model), clip_threshold=config.clip_threshold,
                                     symmetry_strength=config.symmetry_strength)
-        optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate)
+        optimizer = optimizer_for(keras.optimizers.Adam(learning_rate=config.learning_rate), config.precision)
         objective, terms = build_objectives(config.objectives, model, model_config)
         step_counter = tf.Variable(0, dtype=tf.int64, trainable=False)
         elapsed_counter = tf.Variable(0.0, dtype=tf.float64, trainable=False)
@@ -202,17 +268,26 @@ def build(run: PreparedRun, *, log: Callable[[str], None]) -> TrainingState:
                                      elapsed=elapsed_counter, **objective.checkpointed())
     if run.resume:
         try:
-            checkpoint.restore(run.latest_checkpoint)
+            # partial: the optimizer's slots are restored when the first step creates them
+            checkpoint.restore(run.latest_checkpoint).expect_partial()
         except (ValueError, IndexError, tf.errors.OpError) as exc:  # another model's checkpoint, or a damaged one
             raise RunFolderError(runs.checkpoint_problem(run.latest_checkpoint, exc)) from None
 
     start_step = int(step_counter.numpy())
-    sampler = task.sampler(run.data.train, patch_size=config.patch_size, batch_size=config.batch_size,
-                           seed=config.seed + start_step)
-    if sampler.skipped:
-        log(f"skipped {sampler.skipped} training image(s) smaller than a {config.patch_size}px patch")
     channels = tuple(model_input.channels for model_input in task.inputs)
-    batches = iter(strategy.experimental_distribute_dataset(patch_dataset(sampler, input_channels=channels)))
+
+    def worker_batches(context):
+        """This worker's shard of the patch stream, in per-replica batches: the global batch of each
+        step holds the same patches however many workers and replicas share it."""
+        sampler = task.sampler(run.data.train, patch_size=config.patch_size,
+                               batch_size=context.get_per_replica_batch_size(config.batch_size),
+                               seed=config.seed + start_step)
+        if sampler.padding_note:
+            log(sampler.padding_note)
+        return patch_dataset(sampler, input_channels=channels, shard_index=context.input_pipeline_id,
+                             shard_count=context.num_input_pipelines)
+
+    batches = iter(strategy.distribute_datasets_from_function(worker_batches))
     train_steps = {
         loss_name: make_train_step(strategy, model, ema_model, optimizer, loss_name=loss_name,
                                    global_batch=config.batch_size, objective=objective, terms=terms, shaping=shaping)
@@ -257,9 +332,12 @@ class _ProgressLog:
 
 def _open_run_folder(run: PreparedRun, state: TrainingState, start_step: int, log: Callable[[str], None]):
     """Write the run folder (a resumed run's log cut back to its checkpoint): ``(metrics log,
-    save_checkpoint(step, elapsed))``."""
+    save_checkpoint(step, elapsed))``. Refused up front when the disk cannot hold the run."""
     from mobile_sr.core.backend import tf
 
+    # model, EMA copy and the optimizer's two moments; two checkpoints are kept, plus the weights files
+    checkpoint_bytes = 4 * weights_bytes(state.model)
+    check_free_space(run.run_dir, 2 * checkpoint_bytes + 2 * weights_bytes(state.ema_model), "this run")
     if run.resume:
         metrics = run.metrics
         metrics.truncate_after(start_step)
@@ -271,6 +349,7 @@ def _open_run_folder(run: PreparedRun, state: TrainingState, start_step: int, lo
     manager = tf.train.CheckpointManager(state.checkpoint, str(run.run_dir / runs.CHECKPOINT_DIR), max_to_keep=2)
 
     def save_checkpoint(step: int, elapsed: float) -> None:
+        check_free_space(run.run_dir, checkpoint_bytes, "a checkpoint")
         state.step_counter.assign(step)
         state.elapsed_counter.assign(elapsed)
         manager.save(checkpoint_number=step)
@@ -304,18 +383,24 @@ def fit(run: PreparedRun, state: TrainingState, *, interrupts: InterruptWatch,
     validation_interval = 1.0 / config.validations
     next_validation = (math.floor(config.progress(step, elapsed) / validation_interval) + 1) * validation_interval
     last_checkpoint = time.monotonic()
+    checkpointed = False  # the first checkpoint comes at the first validation: a crash then loses little
     progress_log = _ProgressLog(task, metrics, state.baseline_score, log)
     score = float("nan")
+    replicas, workers = run.workers.strategy.num_replicas_in_sync, run.workers
+    split = f", split over {replicas} replicas" if replicas > 1 else ""
     log(f"training {run.run_config.name} ({trainable_parameters(state.model):,} parameters) into {run.run_dir}; "
-        f"batch {config.batch_size} of {config.patch_size}x{config.patch_size} patches; "
+        f"batch {config.batch_size} of {config.patch_size}x{config.patch_size} patches in {config.precision}{split}"
+        f"{f' on {workers.count} workers' if workers.several else ''}; "
         f"{task.baseline} on {run.data.val_name}: {task.metric_label} {state.baseline_score:.2f} dB")
     try:  # from here an interrupt leaves a checkpoint, the calibrated start's validation included
-        interrupts.release()
+        if not workers.several:  # several workers stop together, at the step they agree on (below)
+            interrupts.release()
         if run.plan.validates_start and step == 0:
             log(f"calibrated start: validation {task.metric_label} {validate(0, 0.0):.3f} dB")
         clock = time.monotonic()
         while config.progress(step, elapsed) < 1.0:
-            interrupts.check()
+            if not workers.several:  # a Ctrl-C Python dropped (several workers: the agreed stop below)
+                interrupts.check()
             progress = config.progress(step, elapsed)
             state.optimizer.learning_rate.assign(config.learning_rate_at(step, progress))
             loss_name = "l2" if progress >= 1.0 - config.l2_finetune_fraction else "l1"
@@ -328,6 +413,11 @@ def fit(run: PreparedRun, state: TrainingState, *, interrupts: InterruptWatch,
             now = time.monotonic()
             elapsed += now - clock
             clock = now
+            # what the budget, the schedule, validations and checkpoints follow: the same on every worker
+            elapsed, checkpoint_due, stopping = workers.agree(
+                elapsed, checkpoint_due=now - last_checkpoint >= config.checkpoint_seconds, stop=interrupts.requested)
+            if stopping:  # a Ctrl-C on any of the workers, or one Python dropped during the step
+                raise KeyboardInterrupt
             progress = config.progress(step, elapsed)
             validating = progress >= next_validation - 1e-9 or progress >= 1.0
             if validating:
@@ -338,16 +428,24 @@ def fit(run: PreparedRun, state: TrainingState, *, interrupts: InterruptWatch,
                 progress_log.write(now=now, step=step, loss_name=loss_name, progress=progress, elapsed=elapsed,
                                    learning_rate=float(state.optimizer.learning_rate.numpy()), score=score)
                 clock = time.monotonic()
-            if now - last_checkpoint >= config.checkpoint_seconds:
+            if (validating and not checkpointed) or checkpoint_due:
                 save_checkpoint(step, elapsed)
-                last_checkpoint = clock = time.monotonic()
+                checkpointed, last_checkpoint, clock = True, time.monotonic(), time.monotonic()
     except KeyboardInterrupt:
         save_checkpoint(step, elapsed)
         raise TrainingInterrupted(
-            f"interrupted at step {step}; checkpoint saved, continue with: mobile-sr train --out {run.run_dir} --resume"
+            f"interrupted at step {step}; checkpoint saved, continue with {run.resume_command}"
         ) from None
     save_checkpoint(step, elapsed)
+    if math.isnan(score):  # resumed after its last step (its final save had failed): the weights are unchanged
+        score = _last_validation(metrics, step, task.metric) or validate(step, elapsed)
     return FitOutcome(start_step, step, elapsed, score, metrics)
+
+
+def _last_validation(metrics: MetricsLog, step: int, metric: str) -> float | None:
+    """The validation score logged at ``step``, if any."""
+    return next((r[f"val_{metric}"] for r in reversed(metrics.records)
+                 if r["step"] == step and f"val_{metric}" in r), None)
 
 
 def finalize(run: PreparedRun, state: TrainingState, outcome: FitOutcome, *, log: Callable[[str], None]) -> dict[str, Any]:
@@ -371,7 +469,7 @@ def finalize(run: PreparedRun, state: TrainingState, outcome: FitOutcome, *, log
     }
     write_json(run.run_dir / runs.SUMMARY_FILE, summary)
     plot_training_curve(outcome.metrics.records, run.run_dir / runs.CURVE_FILE,
-                        title=f"{run.run_config.name} on {run.data.name}", metric=task.metric,
+                        title=f"{run.run_config.name}{' QAT' if run.run_config.is_qat else ''} on {run.data.name}", metric=task.metric,
                         metric_label=task.metric_label, baseline=(baseline, state.baseline_score))
     log(f"done: {outcome.step} steps in {format_duration(outcome.elapsed)}; validation {task.metric_label} "
         f"{kept_score:.3f} dB, {kept_score - state.baseline_score:+.3f} dB over {baseline}; weights in "
@@ -385,20 +483,59 @@ def train(config: TrainConfig, *, run_dir: Path | None = None, resume: bool = Fa
 
     With ``resume``, the run in ``run_dir`` continues with its stored config; only ``config``'s
     budget (steps, minutes), where set, replaces the stored one. Nothing is written to ``run_dir``
-    before the data, the model and the checkpoint have loaded."""
-    with InterruptWatch() as interrupts:
-        run = prepare(config, run_dir=None if run_dir is None else Path(run_dir), resume=resume, overwrite=overwrite,
-                      log=log)
-        state = build(run, log=log)
-        outcome = fit(run, state, interrupts=interrupts, log=log)
-        return finalize(run, state, outcome, log=log)
+    before the data, the model and the checkpoint have loaded.
+
+    With a ``TF_CONFIG`` cluster of several workers, every worker calls this with the same
+    arguments; the chief's ``run_dir`` holds the run, and only the chief logs."""
+    from mobile_sr.core.backend import tf
+
+    position = cluster_position()
+    if position.workers > 1 and config.qat:
+        raise ConfigError("quantization-aware training runs on one machine: unset TF_CONFIG, or give it one worker")
+    workers = join_workers(position, log)  # first: a multi-worker strategy must set TensorFlow up itself
+    if not workers.is_chief:
+        log = _quiet
+    lost_worker = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError) if workers.several else ()
+    with InterruptWatch() as interrupts, contextlib.ExitStack() as held:
+        try:
+            run = prepare(config, run_dir=None if run_dir is None else Path(run_dir), resume=resume,
+                          overwrite=overwrite, workers=workers, held=held, log=log)
+            state = build(run, log=log)
+        except MobileSRError as exc:
+            workers.tell_failure(str(exc))  # the others may be waiting for the chief's run
+            raise
+        except lost_worker as exc:
+            raise ClusterError(f"{lost_worker_problem(exc)} before training began; start every worker again") from None
+        try:
+            outcome = fit(run, state, interrupts=interrupts, log=log)
+            return finalize(run, state, outcome, log=log)
+        except lost_worker as exc:
+            raise ClusterError(_stopped_run_message(run, lost_worker_problem(exc), "stop every worker")) from None
+        except (OSError, tf.errors.OpError, DiskFullError) as exc:
+            if not (isinstance(exc, DiskFullError) or is_full_disk(exc)):
+                raise
+            problem = str(exc) if isinstance(exc, DiskFullError) else f"the disk holding {run.run_dir} is full"
+            raise DiskFullError(_stopped_run_message(run, problem, "free space")) from None
+
+
+def _quiet(_message: str) -> None:
+    """The log of a worker other than the chief, which reports for all of them."""
+
+
+def _stopped_run_message(run: PreparedRun, problem: str, remedy: str) -> str:
+    """Clean up after a save that ``problem`` broke and say how to go on: ``remedy``, then resume."""
+    from mobile_sr.core.backend import tf
+
+    remove_unfinished_checkpoints(run.run_dir)
+    checkpoint = tf.train.latest_checkpoint(str(run.run_dir / runs.CHECKPOINT_DIR))
+    if checkpoint is None:
+        if not run.resume and run.run_dir.is_dir():  # nothing to resume from: leave no half-made run behind
+            shutil.rmtree(run.run_dir, ignore_errors=True)
+        return f"{problem}; no checkpoint was written, so no run was kept: {remedy} and start it again"
+    step = checkpoint.rsplit("-", 1)[-1]
+    return f"{problem}; the checkpoint of step {step} is kept: {remedy}, then continue with {run.resume_command}"
 
 
 def trainable_parameters(model) -> int:
     """Trainable parameters only: running statistics (e.g. network deconvolution's D matrices) are not."""
     return sum(int(np.prod(weight.shape)) for weight in model.trainable_weights)
-
-
-def format_duration(seconds: float) -> str:
-    seconds = int(max(0, seconds))
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"

@@ -9,20 +9,32 @@ replaying the real outputs from the fixtures.
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import flatbuffers
+import numpy as np
 import pytest
 
 from mobile_sr.benchmark import android
-from mobile_sr.benchmark.android import benchmark_on_android, find_adb, parse_benchmark_output
+from mobile_sr.benchmark.android import (
+    benchmark_on_android,
+    delegate_coverage,
+    find_adb,
+    list_devices,
+    parse_benchmark_output,
+)
+from mobile_sr.benchmark.schema import to_table
 from mobile_sr.core.errors import AndroidBenchError
+from mobile_sr.data.locations import default_photos
 from mobile_sr.tflite import count_macs
 
 FIXTURES = Path(__file__).parent / "fixtures" / "benchmark_model"
+ADB_FIXTURES = Path(__file__).parent / "fixtures" / "adb"  # real `adb devices` listings, see SOURCES.md there
 SCRIPT = Path(__file__).resolve().parents[2] / "android_bench" / "run_benchmark.sh"
 SERIAL = "R5CT1234"
 BINARY_RUN = ("shell", "/data/local/tmp/benchmark_model")
@@ -32,6 +44,10 @@ def fixture(name: str) -> str:
     return (FIXTURES / name).read_text()
 
 
+def adb_fixture(name: str) -> str:
+    return (ADB_FIXTURES / name).read_text()
+
+
 # --- parsing real outputs --------------------------------------------------------------------
 
 
@@ -39,7 +55,8 @@ def fixture(name: str) -> str:
 def test_every_fixture_parses_to_the_full_set_of_keys(name):
     parsed = parse_benchmark_output(fixture(name))
     assert {"init_ms", "first_inference_ms", "warmup_avg_ms", "inference_avg_ms", "inference", "warmup",
-            "memory", "op_profile", "errors", "delegate_error", "delegate_notes"} <= set(parsed)
+            "memory", "op_profile", "top_ops", "errors", "delegate_error", "delegate_notes", "delegation",
+            "delegate_applied", "gpu_split"} <= set(parsed)
     assert set(parsed["memory"]) == {"init_mb", "overall_mb", "peak_mb"}
 
 
@@ -124,18 +141,76 @@ def test_odd_input_never_raises(text):
     assert parsed["inference_avg_ms"] is None and parsed["op_profile"] is None
 
 
+def test_how_many_nodes_each_delegate_took_from_real_logs():
+    # an app's log: the default XNNPACK delegate, then the GPU's, then XNNPACK on what the GPU left
+    partial = parse_benchmark_output(fixture("gpu_partial_app_log.txt"))
+    assert [(d["kernel"], d["nodes"], d["total_nodes"], d["partitions"]) for d in partial["delegation"]] == [
+        ("TfLiteXNNPackDelegate", 52, 65, 6), ("TfLiteGpuDelegateV2", 29, 65, 3), ("TfLiteXNNPackDelegate", 25, 37, 2)]
+    assert delegate_coverage(partial, "gpu") == {"delegated_nodes": 29, "cpu_nodes": 36, "delegate_partitions": 3,
+                                                 "delegate_execution": "partially"}
+    assert delegate_coverage(partial, "xnnpack")["delegated_nodes"] == 52  # the main graph's line, not the rest's
+    full = parse_benchmark_output(fixture("gpu_full_delegation.txt"))  # benchmark_model on a phone
+    assert full["delegate_applied"] == [{"delegate": "GPU", "executed": "completely", "kernels": None}]
+    assert delegate_coverage(full, "gpu") == {"delegated_nodes": None, "cpu_nodes": 0, "delegate_partitions": None,
+                                              "delegate_execution": "completely"}
+    unused = parse_benchmark_output(fixture("nnapi_not_applied_apk_logcat.txt"))  # the APK's logcat
+    assert delegate_coverage(unused, "nnapi") == {"delegated_nodes": 0, "cpu_nodes": None, "delegate_partitions": None,
+                                                  "delegate_execution": "not"}
+    oldest = parse_benchmark_output(fixture("xnnpack_oldest_replacing_logcat.txt"))  # no "out of M" yet
+    assert delegate_coverage(oldest, "xnnpack") == {"delegated_nodes": 269, "cpu_nodes": None, "delegate_partitions": 13,
+                                                    "delegate_execution": None}
+    assert set(delegate_coverage(partial, "cpu").values()) == {None}  # no delegate asked for
+
+
+def test_gpu_delegates_list_of_unsupported_ops():
+    none = parse_benchmark_output(fixture("gpu_no_ops_app_log.txt"))  # an int8 model in a C++ app
+    assert none["gpu_split"] == {"gpu_ops": 0, "cpu_ops": 31}
+    assert delegate_coverage(none, "gpu")["delegated_nodes"] == 0
+    # constructed from model_builder.cc's format: N " operations will run on the GPU, and the remaining " M ...
+    log = "5 operations will run on the GPU, and the remaining 2 operations will run on the CPU.\n"
+    assert delegate_coverage(parse_benchmark_output(log), "gpu") == {
+        "delegated_nodes": 5, "cpu_nodes": 2, "delegate_partitions": None, "delegate_execution": "partially"}
+
+
+def test_peak_memory_footprint_from_periodic_monitoring():
+    parsed = parse_benchmark_output(fixture("constructed_peak_memory.txt"))
+    assert parsed["memory"] == {"init_mb": 9.83594, "overall_mb": 31.4961, "peak_mb": 118.352}
+    assert parsed["inference_avg_ms"] == 47.1128
+
+
+def test_top_ops_of_the_timed_runs_with_their_node_names():
+    top = parse_benchmark_output(fixture("op_profiling_nnapi.txt"))["top_ops"]
+    assert len(top) == 10 and [row["node_type"] for row in top[:4]] == ["TfLiteNnapiDelegate"] * 3 + ["STRIDED_SLICE"]
+    assert top[0] == {"node_type": "TfLiteNnapiDelegate", "start_ms": 8.377, "first_ms": 78.701, "avg_ms": 79.01,
+                      "pct": 49.781, "cdf_pct": 49.781, "mem_kb": 0.0, "times_called": 1,
+                      "name": "[model/tf.nn.silu_16/mul, model/tf.nn.silu_26/mul, model/tf.nn.silu_35/mul]:231"}
+
+
+def test_adb_device_listings_from_real_outputs(fake_adb):
+    fake_adb.reply("devices", stdout=adb_fixture("devices_l_unauthorized.txt"))
+    assert list_devices(adb=find_adb()) == [
+        {"serial": "984e71340418728d", "state": "unauthorized", "model": None},
+        {"serial": "emulator-5554", "state": "device", "model": "Android SDK built for x86"}]
+    fake_adb.reply("devices", stdout=adb_fixture("devices_one_unauthorized.txt"))
+    assert [(d["serial"], d["state"]) for d in list_devices(adb=find_adb())] == [
+        ("emulator-5558", "device"), ("fc74d864", "device"), ("emulator-5556", "unauthorized"), ("emulator-5554", "device")]
+
+
 # --- the stand-in adb --------------------------------------------------------------------------
 
 FAKE_ADB = r'''#!{python} -SE
 # TEST DOUBLE for adb (the real one needs a phone). Appends its argv as a JSON line to
 # $FAKE_ADB_LOG and replays the reply of the first rule in $FAKE_ADB_RULES whose "match" tokens
 # start the argv (after "-s SERIAL"); a rule with several replies gives them in turn, then repeats
-# the last one.
-import json, os, sys, time
+# the last one. "push" keeps a copy of what it was given in $FAKE_ADB_PUSHED (named as on the
+# phone); a reply's "pull_from" is the file that "pull" copies to its destination.
+import json, os, shutil, sys, time
 argv = sys.argv[1:]
 with open(os.environ["FAKE_ADB_LOG"], "a") as log:
     log.write(json.dumps(argv) + "\n")
 rest = argv[2:] if argv[:1] == ["-s"] else argv
+if rest[:1] == ["push"]:
+    shutil.copy(rest[1], os.path.join(os.environ["FAKE_ADB_PUSHED"], os.path.basename(rest[2])))
 with open(os.environ["FAKE_ADB_RULES"]) as f:
     rules = json.load(f)
 for index, rule in enumerate(rules):
@@ -145,6 +220,8 @@ for index, rule in enumerate(rules):
         open(counter, "w").write(str(used + 1))
         reply = rule["replies"][min(used, len(rule["replies"]) - 1)]
         time.sleep(reply.get("sleep", 0))
+        if "pull_from" in reply:
+            shutil.copy(reply["pull_from"], rest[-1])
         sys.stdout.write(reply.get("stdout", ""))
         sys.stderr.write(reply.get("stderr", ""))
         sys.exit(reply.get("rc", 0))
@@ -183,6 +260,12 @@ class FakeAdb:
     def runs(self) -> list[list[str]]:
         return [c for c in self.calls() if tuple(c[2:4]) == BINARY_RUN]
 
+    def actions(self) -> list[list[str]]:
+        """The calls that changed or ran something on a phone: all but adb's read-only queries."""
+        queries = (["devices", "-l"], ["shell", "getprop"], ["shell", "pm", "list", "packages"])
+        return [c for c in self.calls()
+                if not any((c[2:] if c[:1] == ["-s"] else c)[: len(q)] == q for q in queries)]
+
 
 @pytest.fixture
 def fake_adb(tmp_path, monkeypatch) -> FakeAdb:
@@ -193,6 +276,8 @@ def fake_adb(tmp_path, monkeypatch) -> FakeAdb:
     monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("FAKE_ADB_LOG", str(folder / "calls.jsonl"))
     monkeypatch.setenv("FAKE_ADB_RULES", str(folder / "rules.json"))
+    monkeypatch.setenv("FAKE_ADB_PUSHED", str(folder / "pushed"))
+    (folder / "pushed").mkdir()
     for variable in ("ANDROID_HOME", "ANDROID_SDK_ROOT", android.BINARY_ENV):
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.setattr(android, "LOGCAT_POLL_S", 0.0)
@@ -211,8 +296,9 @@ def binary(tmp_path) -> Path:
     return path
 
 
-def tiny_tflite(path: Path, signature: tuple[int, ...] = (1, 8, 8, 3)) -> Path:
-    """A valid one-op (RELU) float model with a 1x8x8x3 input, built without TensorFlow."""
+def tiny_tflite(path: Path, signature: tuple[int, ...] | None = None, channels: int = 3) -> Path:
+    """A valid one-op (RELU) float model with a 1x8x8xC input (C = ``channels``, 3 by default), built
+    without TensorFlow; its output equals its input for the non-negative pixels of an image."""
     from ai_edge_litert import schema_py_generated as schema
 
     code = schema.OperatorCodeT()
@@ -221,7 +307,8 @@ def tiny_tflite(path: Path, signature: tuple[int, ...] = (1, 8, 8, 3)) -> Path:
     tensors = []
     for index, name in enumerate(("input", "output")):
         tensor = schema.TensorT()
-        tensor.shape, tensor.shapeSignature = [1, 8, 8, 3], list(signature)
+        tensor.shape = [1, 8, 8, channels]
+        tensor.shapeSignature = list(signature or tensor.shape)
         tensor.type, tensor.buffer, tensor.name = schema.TensorType.FLOAT32, index + 1, name
         tensors.append(tensor)
     op = schema.OperatorT()
@@ -251,13 +338,14 @@ def test_binary_run_pushes_runs_and_reports(fake_adb, binary, model):
                                    op_profiling=True, runs=20, warmup_runs=3, log=lines.append)
     remote = "/data/local/tmp/sr_x3.tflite"
     assert fake_adb.calls()[:5] == [
-        ["devices"],
+        ["devices", "-l"],
         ["-s", SERIAL, "shell", "getprop"],
         ["-s", SERIAL, "push", str(binary), "/data/local/tmp/benchmark_model"],
         ["-s", SERIAL, "shell", "chmod", "+x", "/data/local/tmp/benchmark_model"],
         ["-s", SERIAL, "push", str(model), remote],
     ]
-    common = ["--num_runs=20", "--warmup_runs=3", "--use_gpu=true", "--enable_op_profiling=true"]
+    common = ["--num_runs=20", "--warmup_runs=3", "--use_gpu=true", "--enable_op_profiling=true",
+              "--report_peak_memory_footprint=true"]
     assert fake_adb.runs() == [["-s", SERIAL, *BINARY_RUN, f"--graph={remote}", f"--num_threads={n}", *common]
                                for n in (1, 4)]
     assert [r["threads"] for r in results] == [1, 4]
@@ -319,7 +407,7 @@ def test_delegate_flags(fake_adb, binary, model, delegate, accelerator, flags):
                          benchmark_binary=binary, log=lambda _: None)
     (run,) = fake_adb.runs()
     assert run[4:] == ["--graph=/data/local/tmp/sr_x3.tflite", "--num_threads=1", "--num_runs=50",
-                       "--warmup_runs=5", *flags]
+                       "--warmup_runs=5", *flags, "--report_peak_memory_footprint=true"]
 
 
 def test_binary_from_the_environment_and_op_profile(fake_adb, binary, model, monkeypatch):
@@ -341,11 +429,165 @@ def test_apk_run_polls_logcat_until_the_result(fake_adb, model):
         ["push", str(model), "/data/local/tmp/sr_x3.tflite"],
         ["logcat", "-c"],
         ["shell", "am", "start", "-S", "-n", "org.tensorflow.lite.benchmark/.BenchmarkModelActivity", "--es", "args",
-         '"--graph=/data/local/tmp/sr_x3.tflite --num_threads=2 --num_runs=50 --warmup_runs=5 --use_xnnpack=false"'],
+         '"--graph=/data/local/tmp/sr_x3.tflite --num_threads=2 --num_runs=50 --warmup_runs=5 --use_xnnpack=false '
+         '--report_peak_memory_footprint=true"'],
     ]
     assert calls[4:] == [["logcat", "-d", "-s", "tflite"]] * 3  # still running, done, settled read
     assert not any("benchmark_model" in " ".join(c) for c in calls)
     assert result["runner"] == "apk" and result["init_ms"] == 1007.529 and result["latency_ms_mean"] == 1.68792
+
+
+def test_several_devices_in_one_call_make_one_table(fake_adb, binary, model):
+    fake_adb.reply("devices", stdout=adb_fixture("devices_one_unauthorized.txt"))
+    lines = []
+    results = benchmark_on_android(models=[model], serial="fc74d864,emulator-5554", threads=[1, 2],
+                                   benchmark_binary=binary, log=lines.append)
+    assert [(r["device"]["serial"], r["threads"]) for r in results] == [
+        ("fc74d864", 1), ("fc74d864", 2), ("emulator-5554", 1), ("emulator-5554", 2)]
+    assert [run[1] for run in fake_adb.runs()] == ["fc74d864", "fc74d864", "emulator-5554", "emulator-5554"]
+    for serial in ("fc74d864", "emulator-5554"):  # each phone gets the tool before its runs
+        assert ["-s", serial, "push", str(binary), "/data/local/tmp/benchmark_model"] in fake_adb.calls()
+    rows = [line for line in to_table(results).splitlines() if line.startswith("| sr x3.tflite")]
+    assert len(rows) == 4 and "Google Pixel 7, Android 14 (SDK 34), SoC gs201, arm64-v8a, serial fc74d864" in rows[0]
+    assert "serial emulator-5554" in rows[2]
+    # "all": every attached device, and an unauthorized one stops the call before anything is pushed
+    with pytest.raises(AndroidBenchError, match="^device emulator-5556 is unauthorized: unlock the phone"):
+        benchmark_on_android(models=[model], serial="all", benchmark_binary=binary, log=lambda _: None)
+    pushes = len([c for c in fake_adb.calls() if "push" in c])
+    fake_adb.reply("devices", stdout=f"List of devices attached\n{SERIAL}\tdevice\nemulator-5554\tdevice\n")
+    results = benchmark_on_android(models=[model], serial="all", benchmark_binary=binary, log=lambda _: None)
+    assert [r["device"]["serial"] for r in results] == [SERIAL, "emulator-5554"]
+    assert len([c for c in fake_adb.calls() if "push" in c]) == pushes + 4
+
+
+def test_a_run_reports_delegation_peak_memory_and_slowest_node_types(fake_adb, binary, model):
+    # pieces of three recordings, concatenated: the app log's delegation lines, the NNAPI op profile
+    # and the peak-memory lines; this test checks what a result and its progress line carry
+    fake_adb.reply(*BINARY_RUN, stdout=fixture("gpu_partial_app_log.txt") + fixture("op_profiling_nnapi.txt")
+                   + fixture("constructed_peak_memory.txt"))
+    lines = []
+    (result,) = benchmark_on_android(models=[model], delegate="gpu", op_profiling=True, benchmark_binary=binary,
+                                     log=lines.append)
+    assert (result["delegated_nodes"], result["cpu_nodes"], result["delegate_partitions"]) == (29, 36, 3)
+    assert result["delegate_execution"] == "partially" and len(result["delegation"]) == 3
+    assert result["memory"]["peak_mb"] == 118.352 and result["peak_memory_mb"] == 31.4961
+    assert result["top_op_types"] == "TfLiteNnapiDelegate 94.2%, STRIDED_SLICE 5.3%, RESIZE_NEAREST_NEIGHBOR 0.6%"
+    assert len(result["op_profile"]) == 3 and result["top_ops"][0]["avg_ms"] == 79.01
+    assert lines[-1] == (f"sr x3.tflite on {SERIAL}: median 47.11 ms, average 47.11 ms; the gpu delegate took 29 of 65 "
+                         "nodes (36 left to the CPU); peak memory 118.4 MB; slowest node types: TfLiteNnapiDelegate "
+                         "94.2%, STRIDED_SLICE 5.3%, RESIZE_NEAREST_NEIGHBOR 0.6%")
+
+
+def fitted_default_frame() -> np.ndarray:
+    """The default check frame (scikit-image's chelsea, 300x451) as the 8x8 model sees it: its
+    centre square, shrunk with OpenCV's area filter."""
+    name, rgb = default_photos("val")[0]
+    assert name == "chelsea" and rgb.shape == (300, 451, 3)
+    return cv2.resize(rgb[:, 75:375], (8, 8), interpolation=cv2.INTER_AREA)
+
+
+def test_output_check_runs_a_real_frame_through_the_model_on_the_phone(fake_adb, binary, model):
+    pushed = fake_adb.folder / "pushed" / "mobile_sr_frame.bin"
+    # the tool's --output_filepath file holds the raw output tensor; the RELU model's output is its input
+    fake_adb.reply("pull", pull_from=str(pushed), stdout="1 file pulled.\n")
+    lines = []
+    results = benchmark_on_android(models=[model], delegate="gpu", threads=[2, 4], check_frame="default",
+                                   benchmark_binary=binary, log=lines.append)
+    frame = np.frombuffer(pushed.read_bytes(), np.float32).reshape(1, 8, 8, 3)
+    np.testing.assert_array_equal(frame[0], fitted_default_frame().astype(np.float32))
+    check_run, *timed = fake_adb.runs()
+    assert check_run[4:] == ["--graph=/data/local/tmp/sr_x3.tflite", "--num_threads=2", "--num_runs=1", "--warmup_runs=0",
+                             "--use_gpu=true", "--report_peak_memory_footprint=true", "--input_layer=frame",
+                             "--input_layer_shape=1,8,8,3",
+                             "--input_layer_value_files=frame:/data/local/tmp/mobile_sr_frame.bin",
+                             "--output_filepath=/data/local/tmp/mobile_sr_output.bin"]
+    assert len(timed) == 2 and not any("--output_filepath" in " ".join(run) for run in timed)
+    assert any(c[:4] == ["-s", SERIAL, "pull", "/data/local/tmp/mobile_sr_output.bin"] for c in fake_adb.calls())
+    assert ["-s", SERIAL, "shell", "rm", "-f", "/data/local/tmp/mobile_sr_frame.bin",
+            "/data/local/tmp/mobile_sr_output.bin"] in fake_adb.calls()  # nothing left on the phone
+    for result in results:
+        assert (result["vs_litert_frame"], result["vs_litert_max_diff_lsb"], result["vs_litert_differing_pixels"],
+                result["vs_litert_psnr_db"]) == ("chelsea", 0.0, 0.0, math.inf)
+    assert f"sr x3.tflite on {SERIAL}: output on chelsea identical to the host's LiteRT output" in lines
+    assert "max 0 LSB, 0.00% of pixels" in to_table(results)
+
+
+def test_output_check_measures_how_far_the_phone_is_from_the_host(fake_adb, binary, model, tmp_path):
+    frame = fitted_default_frame().astype(np.float32)[None]
+    frame[0, 0, 0, 0] += 3  # one value of one pixel 3 levels off
+    output = tmp_path / "phone_output.bin"
+    output.write_bytes(frame.tobytes())
+    fake_adb.reply("pull", pull_from=str(output))
+    (result,) = benchmark_on_android(models=[model], check_frame="default", benchmark_binary=binary, log=lambda _: None)
+    assert result["vs_litert_max_diff_lsb"] == 3.0 and result["vs_litert_differing_pixels"] == 1 / 64
+    assert result["vs_litert_psnr_db"] == pytest.approx(10 * math.log10(255**2 / (9 / 192)))
+    output.write_bytes(frame.tobytes()[:-4])  # one value short
+    with pytest.raises(AndroidBenchError, match=f"benchmark_model on {SERIAL} wrote 764 bytes of output for sr x3.tflite, "
+                                                "not the 768 bytes its output tensors hold"):
+        benchmark_on_android(models=[model], check_frame="default", benchmark_binary=binary, log=lambda _: None)
+
+
+def test_output_check_with_a_tool_too_old_for_output_filepath(fake_adb, binary, model):
+    # not a captured log: benchmark_model.cc's warning ("Unconsumed cmdline flags: " << flags, at
+    # WARN) ahead of a real log, and adb's message for a missing remote file
+    fake_adb.reply(*BINARY_RUN, stdout="WARNING: Unconsumed cmdline flags: --output_filepath=/data/local/tmp/"
+                                       "mobile_sr_output.bin\n" + fixture("current_android_espcn.txt"))
+    fake_adb.reply("pull", rc=1, stderr="adb: error: failed to stat remote object '/data/local/tmp/mobile_sr_output.bin': "
+                                        "No such file or directory\n")
+    with pytest.raises(AndroidBenchError, match=f"^benchmark_model wrote no output file for sr x3.tflite on {SERIAL} "
+                                                "\\(it ignored the flag: 'WARNING: Unconsumed cmdline flags: "
+                                                "--output_filepath=.*'\\); the output check needs a benchmark_model "
+                                                "that knows --output_filepath"):
+        benchmark_on_android(models=[model], check_frame="default", benchmark_binary=binary, log=lambda _: None)
+
+
+def test_output_check_refusals(fake_adb, binary, model, tmp_path):
+    six_channels = tiny_tflite(tmp_path / "hdr.tflite", channels=6)
+    with pytest.raises(AndroidBenchError) as raised:
+        benchmark_on_android(models=[six_channels, model], check_frame=tmp_path / "missing.png",
+                             benchmark_binary=binary, log=lambda _: None)
+    assert str(raised.value) == f"{tmp_path / 'missing.png'}: no such file"  # the models wait for a frame
+    with pytest.raises(AndroidBenchError, match=f"^{six_channels}: the output check feeds one RGB frame, but the model "
+                                                "takes 1x8x8x6; leave out --check-output for it$"):
+        benchmark_on_android(models=[six_channels, model], check_frame="default", benchmark_binary=binary,
+                             log=lambda _: None)
+    with pytest.raises(AndroidBenchError, match="output check runs the benchmark_model binary.*drop --apk or --check-output"):
+        benchmark_on_android(models=[model], check_frame="default", use_apk=True, log=lambda _: None)
+    assert fake_adb.actions() == []
+
+
+def test_cli_writes_profile_delegation_and_output_check_for_every_phone(fake_adb, binary, model, tmp_path):
+    import csv
+
+    from tests.helpers import run_cli
+
+    # `adb devices -l` in adb's layout (serial, state, then key:value details)
+    fake_adb.reply("devices", stdout=f"List of devices attached\n{SERIAL}               device usb:1-1 product:panther "
+                                     "model:Pixel_7 device:panther transport_id:1\nemulator-5554          device "
+                                     "product:sdk_gphone64_arm64 model:sdk_gphone64_arm64 device:emu64a transport_id:2\n")
+    fake_adb.reply(*BINARY_RUN, stdout=fixture("gpu_partial_app_log.txt") + fixture("op_profiling_nnapi.txt")
+                   + fixture("constructed_peak_memory.txt"))  # as in the test above
+    fake_adb.reply("pull", pull_from=str(fake_adb.folder / "pushed" / "mobile_sr_frame.bin"))
+    result = run_cli("bench", model, "--android", "--serial", "all", "--delegate", "gpu", "--benchmark-binary", binary,
+                     "--threads", "1", "--profile", "--check-output", "default", "--json", tmp_path / "phones.json")
+    assert result.exit_code == 0, result.output
+    assert "wrote " + str(tmp_path / "phones.json") + " and phones.csv and phones_ops.csv" in result.output
+    rows = [line for line in result.output.splitlines() if line.startswith("| sr x3.tflite")]
+    assert len(rows) == 2 and "serial emulator-5554" in rows[1] and "max 0 LSB" in rows[0]
+    with open(tmp_path / "phones.csv", newline="") as handle:
+        table = list(csv.DictReader(handle))
+    assert [row["hardware"].rsplit(" ", 1)[1] for row in table] == [SERIAL, "emulator-5554"]
+    assert {(row["delegated_nodes"], row["cpu_nodes"], row["memory_peak_mb"], row["vs_litert_psnr_db"],
+             row["vs_litert_frame"]) for row in table} == {("29", "36", "118.352", "inf", "chelsea")}
+    assert table[0]["top_op_types"].startswith("TfLiteNnapiDelegate 94.2%")
+    with open(tmp_path / "phones_ops.csv", newline="") as handle:
+        ops = list(csv.DictReader(handle))
+    assert [(row["hardware"].rsplit(" ", 1)[1], row["node_type"]) for row in ops] == [
+        (serial, node) for serial in (SERIAL, "emulator-5554")
+        for node in ("TfLiteNnapiDelegate", "STRIDED_SLICE", "RESIZE_NEAREST_NEIGHBOR")]
+    assert ops[0]["count"] == "3" and ops[0]["avg_ms"] == "149.483" and ops[0]["times_called"] == "3"
+    first = json.loads((tmp_path / "phones.json").read_text())[0]
+    assert first["op_profile"][0]["node_type"] == "TfLiteNnapiDelegate" and first["vs_litert_psnr_db"] == math.inf
 
 
 # --- errors ------------------------------------------------------------------------------------
@@ -363,7 +605,8 @@ def test_no_adb_on_path(tmp_path, monkeypatch):
     ("", None, "no Android device found: connect the phone by USB, enable USB debugging"),
     (f"{SERIAL}\tunauthorized\n", None, f"device {SERIAL} is unauthorized: unlock the phone and accept"),
     (f"{SERIAL}\tdevice\nemulator-5554\tdevice\n", None,
-     f"several devices connected \\({SERIAL}, emulator-5554\\); choose one with --serial"),
+     f"several devices connected \\({SERIAL} \\(device\\), emulator-5554 \\(device\\)\\); choose one with "
+     "--serial SERIAL, several with --serial SERIAL1,SERIAL2, or every one with --serial all"),
     (f"{SERIAL}\tdevice\n", "0123ABC", f"device '0123ABC' not found \\(connected: {SERIAL} \\(device\\)\\)"),
     (f"{SERIAL}\toffline\n", SERIAL, "is offline: reconnect the USB cable"),
     (f"{SERIAL}\tno permissions (missing udev rules? user is in the plugdev group); see [http://x]\n", None,
@@ -384,7 +627,7 @@ def test_device_line_names_only_what_getprop_said(fake_adb, binary, model):
     assert lines[0] == f"{SERIAL}: Pixel, SDK 34, arm64-v8a"
 
 
-def test_missing_or_wrong_binary_fails_before_adb(fake_adb, model, tmp_path):
+def test_missing_or_wrong_binary_fails_before_anything_is_pushed(fake_adb, model, tmp_path):
     with pytest.raises(AndroidBenchError, match="no benchmark_model binary given: set MOBILE_SR_BENCHMARK_MODEL"):
         benchmark_on_android(models=[model], log=lambda _: None)
     with pytest.raises(AndroidBenchError, match="benchmark binary .*nope not found"):
@@ -393,7 +636,7 @@ def test_missing_or_wrong_binary_fails_before_adb(fake_adb, model, tmp_path):
     apk.write_bytes(b"PK\x03\x04" + bytes(60))
     with pytest.raises(AndroidBenchError, match="is not an executable \\(no ELF header\\)"):
         benchmark_on_android(models=[model], benchmark_binary=apk, log=lambda _: None)
-    assert fake_adb.calls() == []
+    assert fake_adb.calls() and fake_adb.actions() == []  # the devices were looked at, not touched
 
 
 def test_binary_for_the_wrong_cpu(fake_adb, model, tmp_path):
@@ -459,15 +702,84 @@ def test_failed_and_hanging_adb_commands(fake_adb, binary, model, monkeypatch):
         benchmark_on_android(models=[model], benchmark_binary=binary, log=lambda _: None)
     monkeypatch.setattr(android, "ADB_TIMEOUT_S", 0.5)
     fake_adb.reply("devices", sleep=5)
-    with pytest.raises(AndroidBenchError, match="'adb devices' did not finish within .* s; check the USB connection"):
+    with pytest.raises(AndroidBenchError, match="'adb devices -l' did not finish within .* s; check the USB connection"):
         benchmark_on_android(models=[model], benchmark_binary=binary, log=lambda _: None)
 
 
-def test_dynamic_input_model_is_refused_before_adb(fake_adb, binary, tmp_path):
+def test_dynamic_input_model_is_refused_before_anything_is_pushed(fake_adb, binary, tmp_path):
     dynamic = tiny_tflite(tmp_path / "dynamic.tflite", signature=(1, -1, -1, 3))
     with pytest.raises(AndroidBenchError, match="dynamic input size.*fixed --input-size"):
         benchmark_on_android(models=[dynamic], benchmark_binary=binary, log=lambda _: None)
+    assert fake_adb.actions() == []
+
+
+def test_missing_binary_and_missing_adb_are_named_together(model, tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path / "no_adb_here"))
+    for variable in ("ANDROID_HOME", "ANDROID_SDK_ROOT", android.BINARY_ENV):
+        monkeypatch.delenv(variable, raising=False)
+    with pytest.raises(AndroidBenchError) as raised:
+        benchmark_on_android(models=[model], log=lambda _: None)
+    message = str(raised.value)
+    assert message.startswith("2 problems to fix before benchmarking on a phone: (1) no benchmark_model binary given: "
+                              "set MOBILE_SR_BENCHMARK_MODEL")
+    assert "; (2) adb not found on PATH; install Android platform-tools" in message and "\n" not in message
+    # with the APK, no binary is needed: adb alone is missing, in its own words
+    with pytest.raises(AndroidBenchError, match="^adb not found on PATH; install Android platform-tools"):
+        benchmark_on_android(models=[model], use_apk=True, log=lambda _: None)
+
+
+def test_every_problem_found_before_the_phone_is_reported_at_once(fake_adb, model, tmp_path):
+    dynamic = tiny_tflite(tmp_path / "dynamic.tflite", signature=(1, -1, -1, 3))
+    missing = tmp_path / "missing.tflite"
+    with pytest.raises(AndroidBenchError) as raised:
+        benchmark_on_android(models=[model, dynamic, missing], benchmark_binary=tmp_path / "nope", log=lambda _: None)
+    problems = str(raised.value)
+    assert problems.startswith("3 problems to fix before benchmarking on a phone: (1) ")
+    assert "dynamic input size" in problems and f"{missing}: no such file" in problems
+    assert "(3) benchmark binary " in problems and "nope not found" in problems
+    assert fake_adb.actions() == []  # the phone was looked at, but nothing was pushed or run
+
+
+def test_device_problems_are_named_with_every_other_problem(fake_adb, model, tmp_path):
+    """A wrong binary, an unauthorized phone and a missing frame, found together before anything is pushed."""
+    fake_adb.reply("devices", stdout=f"List of devices attached\n{SERIAL}\tdevice\nemulator-5556\tunauthorized\n")
+    x86 = tmp_path / "linux_x86-64_benchmark_model"
+    x86.write_bytes(elf_header(62))
+    with pytest.raises(AndroidBenchError) as raised:
+        benchmark_on_android(models=[model], serial="all", benchmark_binary=x86, check_frame=tmp_path / "frame.png",
+                             log=lambda _: None)
+    problems = str(raised.value)
+    assert problems.startswith(f"3 problems to fix before benchmarking on a phone: (1) {tmp_path / 'frame.png'}: no such "
+                               f"file; (2) device emulator-5556 is unauthorized: unlock the phone")
+    assert f"; (3) {x86} is built for x86_64 but {SERIAL} runs arm64-v8a" in problems
+    assert fake_adb.actions() == []
+
+
+def test_apk_missing_on_one_of_several_phones(fake_adb, model):
+    fake_adb.reply("devices", stdout=f"List of devices attached\n{SERIAL}\tdevice\nemulator-5554\tdevice\n")
+    fake_adb.reply("shell", "pm", "list", "packages", replies=[{"stdout": "package:org.tensorflow.lite.benchmark\n"},
+                                                                {"stdout": ""}])
+    with pytest.raises(AndroidBenchError, match="^TFLite's benchmark APK .* is not installed on emulator-5554; install"):
+        benchmark_on_android(models=[model], serial=f"{SERIAL},emulator-5554", use_apk=True, log=lambda _: None)
+    assert fake_adb.actions() == []
+
+
+def test_a_serial_list_that_names_no_device(fake_adb, binary, model):
+    with pytest.raises(AndroidBenchError, match="^--serial ' , ' names no device; give a serial from 'adb devices'"):
+        benchmark_on_android(models=[model], serial=" , ", benchmark_binary=binary, log=lambda _: None)
     assert fake_adb.calls() == []
+
+
+def test_cli_names_every_missing_prerequisite_in_one_line(model, tmp_path, monkeypatch):
+    from tests.helpers import run_cli
+
+    monkeypatch.setenv("PATH", str(tmp_path / "no_adb_here"))
+    for variable in ("ANDROID_HOME", "ANDROID_SDK_ROOT", android.BINARY_ENV):
+        monkeypatch.delenv(variable, raising=False)
+    result = run_cli("bench", model, "--android", "--benchmark-binary", tmp_path / "nope")
+    assert result.exit_code == 1
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith("Error: 2 problems") and "nope not found" in line and "adb not found on PATH" in line
 
 
 # --- android_bench/run_benchmark.sh over the same stand-in adb --------------------------------
@@ -485,7 +797,8 @@ def test_script_runs_every_model_and_thread_count(fake_adb, binary, model):
     assert proc.stdout.count("Inference timings in us: Init: 855") == 2
     assert fake_adb.runs() == [["-s", SERIAL, *BINARY_RUN, "--graph=/data/local/tmp/sr_x3.tflite", f"--num_threads={n}",
                                 "--num_runs=10", "--warmup_runs=5", "--use_nnapi=true",
-                                "--nnapi_accelerator_name=qti-dsp", "--enable_op_profiling=true"] for n in (1, 4)]
+                                "--nnapi_accelerator_name=qti-dsp", "--enable_op_profiling=true",
+                                "--report_peak_memory_footprint=true"] for n in (1, 4)]
 
 
 @pytest.mark.parametrize("setup,args,message", [
@@ -544,3 +857,14 @@ def test_script_device_line_names_only_what_getprop_said(fake_adb, binary, model
     proc = run_script("--binary", binary, model)
     assert proc.returncode == 0, proc.stderr
     assert f"device: {SERIAL} Pixel, SDK 34, ABI arm64-v8a\n" in proc.stdout
+
+
+def test_script_runs_on_several_devices_or_all(fake_adb, binary, model):
+    fake_adb.reply("devices", stdout=adb_fixture("devices_one_unauthorized.txt"))
+    proc = run_script("--binary", binary, "--serial", "fc74d864,emulator-5554", model)
+    assert proc.returncode == 0, proc.stderr
+    assert [run[1] for run in fake_adb.runs()] == ["fc74d864", "emulator-5554"]
+    assert proc.stdout.count("device: ") == 2 and "=== emulator-5554 " in proc.stdout
+    proc = run_script("--binary", binary, "--serial", "all", model)
+    assert proc.returncode == 1 and len(fake_adb.runs()) == 2  # the unauthorized device stops it before any run
+    assert proc.stderr.startswith("error: device emulator-5556 is unauthorized")

@@ -69,12 +69,14 @@ def test_challenge_score():
 
 
 def test_comparison_report(tmp_path):
-    results = [{"model": "a_int8.tflite", "target": "host", "delegate": "xnnpack", "threads": 1, "latency_ms_median": 50.0},
-               {"model": "b_int8.tflite", "target": "host", "delegate": "xnnpack", "threads": 1, "latency_ms_median": 80.0}]
+    results = [{"model": "a_int8.tflite", "target": "host", "runtime": "litert", "delegate": "xnnpack", "threads": 1,
+                "latency_ms_median": 50.0},
+               {"model": "b_int8.tflite", "target": "host", "runtime": "litert", "delegate": "xnnpack", "threads": 1,
+                "latency_ms_median": 80.0}]
     (tmp_path / "eval.json").write_text(json.dumps([{"model": "a_int8", "dataset": "Set5", "mean_psnr_y": 30.1},
                                                    {"model": "b_int8", "dataset": "Set5", "mean_psnr_y": 30.4}]))
     markdown = write_comparison(results, load_psnr([tmp_path / "eval.json"]), tmp_path / "c.md", tmp_path / "c.png")
-    assert "| a_int8.tflite | host | xnnpack | 1 | 50.0 | 30.100 | Set5 |" in markdown
+    assert "| a_int8.tflite | host | litert | xnnpack | 1 | 50.0 | 30.100 | Set5 |" in markdown
     assert (tmp_path / "c.png").stat().st_size > 1000
 
 
@@ -202,3 +204,103 @@ def test_parse_threads_says_what_a_thread_count_is():
             parse_threads(text)
     result = CliRunner().invoke(main, ["bench", "x.tflite", "--threads", "²"])
     assert result.exit_code == 2 and "whole number from 1" in result.output and "invalid literal" not in result.output
+
+
+def _canned_results(model_name: str = "tiny_int8.tflite") -> list[dict]:
+    """One host result, as benchmark_host returns it: the output tests need no timing."""
+    from mobile_sr.benchmark.schema import BenchmarkResult
+
+    return [BenchmarkResult(model=model_name, target="host", hardware="test CPU", delegate="xnnpack", threads=1,
+                            input_shape=[1, 12, 16, 3], latency_ms_median=5.0, latency_ms_p90=6.0, latency_ms_min=4.0,
+                            latency_ms_mean=5.1, runs=3, macs=1000, peak_memory_mb=1.0).to_dict()]
+
+
+@pytest.fixture
+def canned_host_benchmark(monkeypatch):
+    import mobile_sr.benchmark.host
+
+    monkeypatch.setattr(mobile_sr.benchmark.host, "benchmark_host", lambda *_args, **_kwargs: _canned_results())
+
+
+def _eval_report(folder):
+    report = folder / "eval.json"
+    report.write_text(json.dumps({"model": "tiny_int8", "dataset": "Set5", "mean_psnr_y": 30.0}))
+    return report
+
+
+def test_bench_writes_every_output_and_no_staging_file(canned_host_benchmark, tmp_path):
+    from mobile_sr.benchmark import run_benchmark
+
+    report = _eval_report(tmp_path)
+    lines = []
+    run_benchmark([tmp_path / "tiny_int8.tflite"], json_path=tmp_path / "b.json", compare=[report], log=lines.append)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.csv", "b.json", "b.md", "b.png", "eval.json"]
+    assert json.loads((tmp_path / "b.json").read_text())[0]["latency_ms_median"] == 5.0
+    assert (tmp_path / "b.csv").read_text().startswith("model,")
+    assert "| tiny_int8.tflite | host |" in (tmp_path / "b.md").read_text()
+    assert (tmp_path / "b.png").read_bytes()[:4] == b"\x89PNG"
+    assert f"wrote {tmp_path / 'b.json'} and b.csv" in lines
+
+
+@pytest.mark.parametrize("compare,fail_at", [(False, 2), (True, 4)])  # the CSV; the PNG after JSON, CSV and Markdown
+def test_bench_on_a_full_disk_writes_nothing(canned_host_benchmark, tmp_path, monkeypatch, compare, fail_at):
+    import errno
+    import os
+
+    from mobile_sr.benchmark import run_benchmark
+    from mobile_sr.core.errors import OutputError
+
+    report = _eval_report(tmp_path) if compare else None
+    real_fdopen, writes = os.fdopen, []
+
+    def full_disk_at_one_write(fd, mode="r", *args, **kwargs):
+        if "w" in mode:
+            writes.append(fd)
+            if len(writes) == fail_at:  # the file was created; writing it fails
+                os.close(fd)
+                raise OSError(errno.ENOSPC, "No space left on device")
+        return real_fdopen(fd, mode, *args, **kwargs)
+
+    def run():
+        writes.clear()
+        with pytest.raises(OutputError) as raised:
+            run_benchmark([tmp_path / "tiny_int8.tflite"], json_path=tmp_path / "b.json",
+                          compare=[report] if compare else [], log=lambda _: None)
+        assert len(writes) == fail_at
+        return str(raised.value)
+
+    monkeypatch.setattr(os, "fdopen", full_disk_at_one_write)
+    message = run()
+    assert message.startswith(f"the disk holding {tmp_path} is full (or your quota on it is used up): "
+                              "none of b.json, b.csv")
+    assert message.endswith("was written; free space, or write them to another disk")
+    inputs = ["eval.json"] if compare else []
+    assert sorted(p.name for p in tmp_path.iterdir()) == inputs  # no output, no staging or temporary file
+    # the outputs of an earlier run stay as they were
+    earlier = {name: f"earlier {name}" for name in ("b.json", "b.csv", "b.md", "b.png")}
+    for name, text in earlier.items():
+        (tmp_path / name).write_text(text)
+    run()
+    assert {p.name: p.read_text() for p in tmp_path.iterdir() if p.name != "eval.json"} == earlier
+
+
+def test_cli_bench_on_a_full_disk_is_a_one_line_error(canned_host_benchmark, tmp_path, monkeypatch):
+    import errno
+
+    import mobile_sr.core.files
+
+    real_write, calls = mobile_sr.core.files.atomic_write_bytes, []
+
+    def full_disk(path, data):
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError(errno.EDQUOT, "Disk quota exceeded")
+        real_write(path, data)
+
+    monkeypatch.setattr(mobile_sr.core.files, "atomic_write_bytes", full_disk)
+    result = CliRunner().invoke(main, ["bench", str(tmp_path / "tiny_int8.tflite"), "--json", str(tmp_path / "b.json")])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.strip().splitlines()[-1] == (
+        f"Error: the disk holding {tmp_path} is full (or your quota on it is used up): none of b.json, b.csv was "
+        "written; free space, or write them to another disk")
+    assert list(tmp_path.iterdir()) == []

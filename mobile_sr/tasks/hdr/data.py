@@ -1,119 +1,23 @@
-"""Multi-exposure HDR data: radiance-map files, the Kalantari scene layout, bracketed exposure
-stacks, a synthetic multi-exposure generator, and the network input encoding (conventions in
-:mod:`mobile_sr.tasks.hdr.protocol`)."""
+"""Multi-exposure HDR data: the Kalantari scene layout, exposure stacks, real brackets, and
+folders of radiance maps or photos for the synthetic camera (:mod:`mobile_sr.tasks.hdr.camera`)."""
 
 from __future__ import annotations
 
+import itertools
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from mobile_sr.core.errors import DatasetError, ImageError
-from mobile_sr.core.files import atomic_write_bytes, check_output_path
-from mobile_sr.core.images import find_images, load_rgb, load_rgb_unit
+from mobile_sr.core.errors import DatasetError
+from mobile_sr.core.images import IMAGE_EXTENSIONS, find_images, load_rgb, load_rgb_unit
 from mobile_sr.data.locations import default_photos, resolve_dataset
-from mobile_sr.tasks.hdr.protocol import EXPOSURES, GAMMA, REFERENCE_EXPOSURE
+from mobile_sr.tasks.hdr.protocol import EXPOSURES, REFERENCE_EXPOSURE
+from mobile_sr.tasks.hdr.radiance import RADIANCE_EXTENSIONS, read_radiance
+from mobile_sr.tasks.hdr.scene import MAX_EV_SPAN, HDRScene, hdr_domain
 
-RADIANCE_EXTENSIONS = (".hdr", ".exr")
 LDR_EXTENSIONS = (".tif", ".tiff", ".png")
-MAX_EV_SPAN = 20.0  # wider than any real bracket; keeps the exposure times 2^EV finite
-
-
-def read_radiance(path: str | os.PathLike) -> np.ndarray:
-    """Read a Radiance ``.hdr`` (OpenCV) or OpenEXR ``.exr`` (OpenEXR) file as ``H x W x 3``
-    float32 linear RGB."""
-    path = Path(path)
-    if not path.is_file():
-        raise ImageError(f"{path}: no such file")
-    if path.stat().st_size == 0:
-        raise ImageError(f"{path}: empty file (0 bytes); re-copy or re-export it, or remove it")
-    suffix = path.suffix.lower()
-    if suffix == ".hdr":
-        pixels = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
-        if pixels is None or pixels.ndim != 3 or pixels.shape[2] != 3:
-            raise ImageError(f"{path}: not a readable Radiance RGBE (.hdr) image")
-        return np.ascontiguousarray(pixels[:, :, ::-1], dtype=np.float32)
-    if suffix == ".exr":
-        import OpenEXR
-
-        try:
-            with OpenEXR.File(str(path)) as exr:
-                channels = exr.channels()
-                if "RGB" in channels:
-                    pixels = channels["RGB"].pixels
-                elif all(c in channels for c in "RGB"):
-                    pixels = np.stack([channels[c].pixels for c in "RGB"], axis=-1)
-                else:
-                    raise ImageError(f"{path}: the EXR has channels {sorted(channels)}, not R, G and B")
-        except (OSError, RuntimeError) as exc:
-            raise ImageError(f"{path}: not a readable OpenEXR image ({exc})") from exc
-        return np.ascontiguousarray(pixels, dtype=np.float32)
-    raise ImageError(f"{path}: radiance maps must be {' or '.join(RADIANCE_EXTENSIONS)} files")
-
-
-def write_radiance(path: str | os.PathLike, rgb: np.ndarray) -> None:
-    """Write ``H x W x 3`` linear RGB as ``.hdr`` or ``.exr`` (float32), atomically."""
-    path = Path(path)
-    if rgb.ndim != 3 or rgb.shape[2] != 3 or not np.isfinite(rgb).all() or rgb.min() < 0:
-        raise ImageError(f"{path}: radiance must be H x W x 3, finite and non-negative, got {rgb.shape}")
-    suffix = path.suffix.lower()
-    if suffix == ".hdr":
-        ok, encoded = cv2.imencode(".hdr", np.ascontiguousarray(rgb[:, :, ::-1], dtype=np.float32))
-        if not ok:
-            raise ImageError(f"{path}: Radiance encoding failed")
-        atomic_write_bytes(path, encoded.tobytes())
-    elif suffix == ".exr":
-        import OpenEXR
-
-        check_output_path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.partial.exr")
-        header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
-        try:
-            with OpenEXR.File(header, {"RGB": np.ascontiguousarray(rgb, dtype=np.float32)}) as exr:
-                exr.write(str(partial))
-            os.replace(partial, path)
-        finally:
-            partial.unlink(missing_ok=True)
-    else:
-        raise ImageError(f"{path}: write radiance maps as {' or '.join(RADIANCE_EXTENSIONS)}")
-
-
-@dataclass(frozen=True, eq=False)
-class HDRScene:
-    """Three LDR exposures (float32 RGB in [0, 1], short to long), their exposure times relative to
-    the shortest, and the HDR reference aligned to the middle exposure (None if unknown)."""
-
-    name: str
-    ldrs: tuple[np.ndarray, ...]
-    exposure_times: tuple[float, ...]
-    hdr: np.ndarray | None = None
-
-    def __post_init__(self) -> None:
-        if len(self.ldrs) != EXPOSURES or len(self.exposure_times) != EXPOSURES:
-            raise DatasetError(f"{self.name}: a scene needs {EXPOSURES} exposures and times, "
-                               f"got {len(self.ldrs)} and {len(self.exposure_times)}")
-        shapes = {ldr.shape for ldr in self.ldrs} | ({self.hdr.shape} if self.hdr is not None else set())
-        if len(shapes) != 1 or next(iter(shapes))[2:] != (3,):
-            raise DatasetError(f"{self.name}: exposures and reference must share one H x W x 3 size, got {sorted(shapes)}")
-        if (not np.isfinite(self.exposure_times).all() or list(self.exposure_times) != sorted(self.exposure_times)
-                or min(self.exposure_times) <= 0):
-            raise DatasetError(f"{self.name}: exposure times must be finite, positive and ordered short to long, "
-                               f"got {self.exposure_times}")
-
-
-def hdr_domain(ldr: np.ndarray, exposure_time: float) -> np.ndarray:
-    """An exposure mapped to linear radiance with the gamma-2.2 response: L^2.2 / t."""
-    return np.power(ldr, GAMMA) / exposure_time
-
-
-def network_inputs(ldrs, exposure_times) -> list[np.ndarray]:
-    """The HDR networks' three ``... x 6`` inputs: each exposure next to its HDR-domain version."""
-    return [np.concatenate([ldr, hdr_domain(ldr, t)], axis=-1).astype(np.float32)
-            for ldr, t in zip(ldrs, exposure_times, strict=True)]
 
 
 def _read_exposure_values(path: Path) -> list[float]:
@@ -192,117 +96,80 @@ def load_exposure_stack(folder: str | os.PathLike) -> tuple[list[np.ndarray], li
     return [load_rgb(path) for path in paths], times
 
 
-@dataclass(frozen=True)
-class ExposureSettings:
-    """How the synthetic generator exposes a radiance map.
-
-    ``stops``: the exposures' EV relative to the shortest (0/+2/+4 or 0/+3/+6 as in Kalantari's
-    set). ``read_noise`` and ``shot_noise``: sensor noise in linear units before the response
-    curve (std = sqrt(shot_noise * signal + read_noise^2)). ``max_shift`` (fraction of the size) and
-    ``max_rotation`` (degrees): the camera motion of the non-reference exposures;
-    ``moving_objects``: rectangles of the scene that move between the exposures.
-    """
-
-    stops: tuple[float, float, float] = (0.0, 2.0, 4.0)
-    read_noise: float = 0.002
-    shot_noise: float = 0.0005
-    max_shift: float = 0.02
-    max_rotation: float = 2.0
-    moving_objects: int = 2
-
-    def __post_init__(self) -> None:
-        if (len(self.stops) != EXPOSURES or not np.isfinite(self.stops).all() or list(self.stops) != sorted(self.stops)
-                or self.stops[0] != 0):
-            raise DatasetError(f"stops must be {EXPOSURES} increasing EV values starting at 0, got {self.stops}")
-        if min(self.read_noise, self.shot_noise, self.max_shift, self.max_rotation, self.moving_objects) < 0:
-            raise DatasetError("noise, motion and moving_objects must be non-negative")
+STACK_GAPS = (1, 2, 3)  # the EV gaps of the three-exposure subsets an exposure stack is scored at
 
 
-def photo_to_radiance(photo: np.ndarray, *, highlight_stops: float = 4.0) -> np.ndarray:
-    """A plausible linear radiance map in [0, 1] from an 8-bit photo: undo the gamma, then expand
-    the highlights (where the photo's camera clipped) by up to ``highlight_stops`` EV, so that the
-    scene needs more than one exposure."""
-    linear = np.power(photo.astype(np.float32) / 255.0, GAMMA)
-    luminance = linear @ np.array([0.2126, 0.7152, 0.0722], np.float32)
-    brightness = np.clip((luminance - 0.3) / 0.7, 0.0, 1.0)
-    boost = np.exp2(highlight_stops * brightness * brightness * (3.0 - 2.0 * brightness))  # smoothstep
-    radiance = linear * boost[:, :, None]
-    return radiance / max(float(radiance.max()), 1e-6)
+def stack_scenes(folder: str | os.PathLike, gaps: tuple[int, ...] = STACK_GAPS, *, response=None,
+                 middle_seconds: float | None = None) -> list[HDRScene]:
+    """Scenes of a tripod exposure stack (:func:`load_exposure_stack`, e.g. Debevec's Memorial
+    church): for each EV gap, the three exposures that gap apart around the middle exposure (the
+    one nearest ``middle_seconds``, by default the stack's middle one), prepared as a real bracket is (no alignment; ``response``, by default estimated
+    from those three), and as reference Debevec's merge of every exposure of the stack
+    (calibrated response), scaled to the prepared middle exposure (median ratio over its
+    well-exposed pixels: the merges compare in one scale). With ``PowerResponse(2.2)`` the
+    exposures stay as they are: the protocol of the first Memorial figures."""
+    from mobile_sr.tasks.hdr.bracket import Bracket, prepare_bracket
 
-
-def _random_motion(shape, settings: ExposureSettings, rng: np.random.Generator) -> np.ndarray:
-    height, width = shape[:2]
-    angle = rng.uniform(-settings.max_rotation, settings.max_rotation)
-    matrix = cv2.getRotationMatrix2D((width / 2, height / 2), angle, 1.0)
-    matrix[:, 2] += rng.uniform(-settings.max_shift, settings.max_shift, 2) * (width, height)
-    return matrix
-
-
-def _move_objects(radiance: np.ndarray, settings: ExposureSettings, rng: np.random.Generator) -> np.ndarray:
-    """Copy ``moving_objects`` random rectangles of the scene to shifted places (objects that moved)."""
-    moved = radiance.copy()
-    height, width = radiance.shape[:2]
-    for _ in range(settings.moving_objects):
-        box_h, box_w = int(height * rng.uniform(0.1, 0.25)), int(width * rng.uniform(0.1, 0.25))
-        top, left = rng.integers(0, height - box_h + 1), rng.integers(0, width - box_w + 1)
-        dy, dx = (rng.uniform(-0.1, 0.1, 2) * (height, width)).astype(int)
-        new_top, new_left = np.clip(top + dy, 0, height - box_h), np.clip(left + dx, 0, width - box_w)
-        moved[new_top:new_top + box_h, new_left:new_left + box_w] = radiance[top:top + box_h, left:left + box_w]
-    return moved
-
-
-def expose(radiance: np.ndarray, exposure_time: float, settings: ExposureSettings, rng: np.random.Generator) -> np.ndarray:
-    """Capture one 8-bit exposure of a radiance map: scale by the time, add sensor noise, clip,
-    apply the gamma response and quantise to 8 bits. Returns float32 RGB in [0, 1]."""
-    signal = radiance * exposure_time
-    noise_std = np.sqrt(settings.shot_noise * signal + settings.read_noise**2)
-    sensed = np.clip(signal + rng.normal(size=signal.shape).astype(np.float32) * noise_std, 0.0, 1.0)
-    return np.round(np.power(sensed, 1.0 / GAMMA) * 255.0).astype(np.float32) / 255.0
-
-
-def synthesize_scene(
-    name: str, radiance: np.ndarray, settings: ExposureSettings, rng: np.random.Generator
-) -> HDRScene:
-    """Three exposures of ``radiance`` (the scene as the reference exposure saw it): the short and
-    long exposures see it after camera motion and moving objects, so merging them naively ghosts.
-    The reference HDR is ``radiance`` itself."""
-    times = tuple(float(2.0**stop) for stop in settings.stops)
-    height, width = radiance.shape[:2]
-    ldrs = []
-    for index, time in enumerate(times):
-        scene = radiance
-        if index != REFERENCE_EXPOSURE:
-            scene = _move_objects(radiance, settings, rng)
-            scene = cv2.warpAffine(scene, _random_motion(radiance.shape, settings, rng), (width, height),
-                                   flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
-        ldrs.append(expose(scene, time, settings, rng))
-    return HDRScene(name=name, ldrs=tuple(ldrs), exposure_times=times, hdr=radiance.astype(np.float32))
-
-
-def synthetic_scenes(
-    photos: list[tuple[str, np.ndarray]], *, count: int, size: tuple[int, int] | None, seed: int,
-    settings: ExposureSettings = ExposureSettings(),
-) -> list[HDRScene]:
-    """``count`` synthetic scenes from ``photos`` (``(name, uint8 RGB)``), cycling through them with
-    a random crop (half to all of each side) resized to ``size`` (H, W; None keeps the crop), a
-    random flip, and a random highlight expansion of 2-5 EV. Deterministic for a ``seed``."""
-    if not photos:
-        raise DatasetError("the synthetic HDR generator needs at least one photo")
-    rng = np.random.default_rng(seed)
+    folder = Path(folder)
+    images, times = load_exposure_stack(folder)
+    stops = np.log2(times)
+    if len(images) < EXPOSURES or np.ptp(stops) < 2:
+        raise DatasetError(f"{folder}: an exposure stack needs {EXPOSURES} or more exposures spanning 2 EV or more")
+    bgr = [np.ascontiguousarray(image[:, :, ::-1]) for image in images]
+    seconds = np.asarray(times, np.float32)
+    calibration = cv2.createCalibrateDebevec().process(bgr, seconds)
+    reference = np.nan_to_num(cv2.createMergeDebevec().process(bgr, seconds, calibration)[:, :, ::-1], posinf=0.0).clip(0, None)
+    centre = np.median(stops) if middle_seconds is None else np.log2(middle_seconds)
+    middle = int(np.argmin(np.abs(stops - centre)))
     scenes = []
-    for index in range(count):
-        name, photo = photos[index % len(photos)]
-        height, width = photo.shape[:2]
-        crop_h, crop_w = int(height * rng.uniform(0.5, 1.0)), int(width * rng.uniform(0.5, 1.0))
-        top, left = rng.integers(0, height - crop_h + 1), rng.integers(0, width - crop_w + 1)
-        crop = photo[top:top + crop_h, left:left + crop_w]
-        if rng.random() < 0.5:
-            crop = crop[:, ::-1]
-        if size is not None:
-            crop = cv2.resize(np.ascontiguousarray(crop), (size[1], size[0]), interpolation=cv2.INTER_CUBIC)
-        radiance = photo_to_radiance(crop, highlight_stops=rng.uniform(2.0, 5.0))
-        scenes.append(synthesize_scene(f"{name}_{index:03d}", radiance, settings, rng))
+    for gap in gaps:
+        chosen = [int(np.argmin(np.abs(stops - (stops[middle] + offset * gap)))) for offset in (-1, 0, 1)]
+        if any(abs(stops[index] - (stops[middle] + offset * gap)) > 0.1 for index, offset in zip(chosen, (-1, 0, 1), strict=True)):
+            continue  # the stack holds no exposure that far from its middle one
+        bracket = Bracket(tuple(f"t={times[i]:g}s" for i in chosen), tuple(images[i].astype(np.float32) / 255.0 for i in chosen),
+                          tuple(times[i] / times[chosen[0]] for i in chosen))
+        scene = prepare_bracket(bracket, response=response, align="none").scene
+        middle_ldr, middle_time = scene.ldrs[REFERENCE_EXPOSURE], scene.exposure_times[REFERENCE_EXPOSURE]
+        well = (middle_ldr > 0.1) & (middle_ldr < 0.9) & (reference > 0)
+        factor = float(np.median(hdr_domain(middle_ldr, middle_time)[well] / reference[well]))
+        scenes.append(HDRScene(f"{folder.name}-{gap}stop", scene.ldrs, scene.exposure_times,
+                               (reference * factor).astype(np.float32)))
+    if not scenes:
+        raise DatasetError(f"{folder}: the stack holds no three exposures {', '.join(map(str, gaps))} EV apart")
     return scenes
+
+
+def bracket_folder_scene(folder: str | os.PathLike) -> HDRScene:
+    """The one scene of a folder holding a real bracket without a reference (three images; their
+    exposures from EXIF, else from ``ev.txt``, EV stops in name order), prepared as ``merge``
+    prepares it (aligned, the response estimated)."""
+    from mobile_sr.tasks.hdr.bracket import exif_exposure, prepare_bracket, read_bracket
+
+    folder = Path(folder)
+    paths = find_images(folder)
+    if len(paths) != EXPOSURES:
+        raise DatasetError(f"{folder}: a bracket folder holds {EXPOSURES} exposures, found {len(paths)}")
+    stops = None
+    if any(exif_exposure(path) is None for path in paths):
+        ev_file = folder / "ev.txt"
+        if not ev_file.is_file():
+            raise DatasetError(f"{folder}: the exposures have no EXIF exposure times and there is no ev.txt (their EV "
+                               "stops, one per line, in name order)")
+        stops = _read_exposure_values(ev_file)
+    scene = prepare_bracket(read_bracket(paths, stops=stops)).scene
+    return HDRScene(folder.name, scene.ldrs, scene.exposure_times)
+
+
+def _is_bracket_folder(folder: Path) -> bool:
+    images = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
+    return len(images) == EXPOSURES and not any(p.is_dir() for p in folder.iterdir()) and (
+        (folder / "ev.txt").is_file() or all(_has_exif_time(p) for p in images))
+
+
+def _has_exif_time(path: Path) -> bool:
+    from mobile_sr.tasks.hdr.bracket import exif_exposure
+
+    return exif_exposure(path) is not None
 
 
 DEFAULT_SCENES = {"train": 24, "val": 4}
@@ -310,37 +177,56 @@ MAX_TRAIN_SCENES = 96  # a folder of many photos gives one training scene per ph
 DEFAULT_VAL_SIZE = (192, 288)
 
 
-def _radiance_photos(folder: Path) -> list[tuple[str, np.ndarray]]:
-    """Radiance maps of a folder, tonemapped to 8-bit "photos" with gamma 2.2 after normalising
-    each to its 99.5th percentile, so that the generator expands them like any photo."""
-    photos = []
-    for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in RADIANCE_EXTENSIONS):
-        radiance = read_radiance(path)
-        radiance = radiance / max(float(np.percentile(radiance, 99.5)), 1e-6)
-        photos.append((path.stem, np.round(np.clip(radiance, 0, 1) ** (1 / GAMMA) * 255).astype(np.uint8)))
-    return photos
+def _sources(folder: Path) -> list[tuple[str, np.ndarray]]:
+    """A folder's radiance maps (float) and photos (uint8), for the synthetic camera. With both,
+    they alternate, so that a few real radiance maps give half the scenes next to many photos."""
+    maps = [(path.stem, read_radiance(path)) for path in
+            sorted(p for p in folder.rglob("*") if p.suffix.lower() in RADIANCE_EXTENSIONS and p.is_file())]
+    photos = [(path.stem, load_rgb(path)) for path in find_images(folder)] if any(
+        p.suffix.lower() in IMAGE_EXTENSIONS for p in folder.rglob("*") if p.is_file()) or not maps else []
+    if not maps or not photos:
+        return maps or photos
+    return [source for pair in zip(photos, itertools.cycle(maps), strict=False) for source in pair]
 
 
 def load_hdr_scenes(source: str | os.PathLike, split: str, *, seed: int = 0) -> tuple[str, list[HDRScene]]:
-    """``(dataset name, scenes)`` from ``default`` (synthetic scenes from the photos inside
-    scikit-image: ``split`` picks the train or val photos), a Kalantari root (any folder with
-    ``exposure.txt`` files below it; returned whole), or any folder of photos or ``.hdr``/``.exr``
-    radiance maps (synthetic scenes with motion: ``DEFAULT_SCENES[split]`` of them, for training
-    at least one per photo up to ``MAX_TRAIN_SCENES``)."""
+    """``(dataset name, scenes)`` of ``source``:
+
+    * ``default``: synthetic scenes of the photos inside scikit-image (``split`` picks the train
+      or val photos);
+    * a Kalantari root (any folder with ``exposure.txt`` files below it), returned whole;
+    * an exposure stack (a folder with ``shutter_times.txt``): its three-exposure subsets at 1, 2
+      and 3 EV gaps, scored against the merge of the whole stack (:func:`stack_scenes`);
+      evaluation only;
+    * a real bracket without a reference (three images with EXIF exposure times or ``ev.txt``):
+      one scene to look at, not to score (:func:`bracket_folder_scene`); evaluation only;
+    * any other folder of ``.hdr``/``.exr``/``.pfm`` radiance maps (else of photos): synthetic
+      scenes with motion, ``DEFAULT_SCENES[split]`` of them (for training at least one per source
+      up to ``MAX_TRAIN_SCENES``).
+
+    Synthetic training scenes come from ``REAL_CAMERA``; validation scenes from
+    ``HELD_OUT_CAMERA``, whose response curve no training camera has."""
+    from mobile_sr.tasks.hdr.camera import HELD_OUT_CAMERA, REAL_CAMERA, synthetic_scenes
+
     if split not in DEFAULT_SCENES:
         raise ValueError(f"split must be one of {sorted(DEFAULT_SCENES)}, got {split!r}")
     if not str(source).strip():
         raise DatasetError("the dataset is an empty string; pass a Kalantari root, a folder of photos or radiance "
-                           "maps, or 'default'")
+                           "maps, an exposure stack or bracket, or 'default'")
     name, folder = resolve_dataset(str(source))
     size = DEFAULT_VAL_SIZE if split == "val" else None
+    camera = HELD_OUT_CAMERA if split == "val" else REAL_CAMERA
     seed = seed + (1000 if split == "val" else 0)
     if folder is None:
-        return f"synthetic-{name}-{split}", synthetic_scenes(default_photos(split), count=DEFAULT_SCENES[split], size=size, seed=seed)
+        scenes = synthetic_scenes(default_photos(split), count=DEFAULT_SCENES[split], size=size, seed=seed, camera=camera)
+        return f"synthetic-{name}-{split}", scenes
     if any(folder.rglob("exposure.txt")):
         return name, load_kalantari(folder)
-    photos = _radiance_photos(folder)
-    if not photos:
-        photos = [(path.stem, load_rgb(path)) for path in find_images(folder)]
-    count = DEFAULT_SCENES[split] if split == "val" else min(MAX_TRAIN_SCENES, max(DEFAULT_SCENES[split], len(photos)))
-    return f"synthetic-{name}", synthetic_scenes(photos, count=count, size=size, seed=seed)
+    if (folder / "shutter_times.txt").is_file() or _is_bracket_folder(folder):
+        if split == "train":
+            raise DatasetError(f"{folder}: an exposure stack or bracket has no reference to train on; train on "
+                               "radiance maps, photos or a Kalantari root, and evaluate on it")
+        return name, stack_scenes(folder) if (folder / "shutter_times.txt").is_file() else [bracket_folder_scene(folder)]
+    sources = _sources(folder)
+    count = DEFAULT_SCENES[split] if split == "val" else min(MAX_TRAIN_SCENES, max(DEFAULT_SCENES[split], len(sources)))
+    return f"synthetic-{name}", synthetic_scenes(sources, count=count, size=size, seed=seed, camera=camera)

@@ -17,8 +17,10 @@ from mobile_sr.core.plots import pyplot, save_figure
 from mobile_sr.metrics import inverse_mu_tonemap, mu_tonemap, psnr_l, psnr_mu, ssim_mu
 from mobile_sr.tasks.base import EvalOptions, EvalSubject
 from mobile_sr.tasks.hdr.baselines import merge_radiance, mertens_fusion
-from mobile_sr.tasks.hdr.data import HDRScene, hdr_domain, load_hdr_scenes, network_inputs
+from mobile_sr.tasks.hdr.data import load_hdr_scenes
 from mobile_sr.tasks.hdr.protocol import REFERENCE_EXPOSURE
+from mobile_sr.tasks.hdr.scene import HDRScene, hdr_domain, network_inputs
+from mobile_sr.tiling import MAX_WHOLE_IMAGE_PIXELS, keras_tiling
 
 Merger = Callable[[HDRScene], np.ndarray]  # scene -> linear HDR in [0, 1], aligned to the reference
 
@@ -36,6 +38,7 @@ class HDREvalReport:
     model: str
     dataset: str
     scenes: list[SceneScore] = field(default_factory=list)
+    runtime: str | None = None  # what ran a .tflite (litert, openvino); None for the other mergers
 
     def mean(self, metric: str) -> float:
         return float(np.mean([getattr(scene, metric) for scene in self.scenes]))
@@ -44,6 +47,7 @@ class HDREvalReport:
         return {
             "model": self.model,
             "dataset": self.dataset,
+            **({"runtime": self.runtime} if self.runtime else {}),
             "mean_psnr_mu": round(self.mean("psnr_mu"), 4),
             "mean_psnr_l": round(self.mean("psnr_l"), 4),
             "mean_ssim_mu": round(self.mean("ssim_mu"), 5),
@@ -51,15 +55,21 @@ class HDREvalReport:
         }
 
 
-def keras_merger(model, *, size_multiple: int = 1) -> Merger:
-    """Run a Keras HDR model (three 6-channel exposures -> tonemapped HDR) on a whole scene,
-    reflect-padding it to a multiple of ``size_multiple`` (the U-Net's downsampling) and back."""
+def keras_merger(model, *, size_multiple: int = 1, max_pixels: int = MAX_WHOLE_IMAGE_PIXELS,
+                 log: Callable[[str], None] | None = None) -> Merger:
+    """Run a Keras HDR model (three 6-channel exposures -> tonemapped HDR) on a scene,
+    reflect-padding it to a multiple of ``size_multiple`` (the U-Net's downsampling) and back; a
+    scene of more than ``max_pixels`` pixels in seamless tiles (:mod:`mobile_sr.tiling`; progress
+    to ``log``)."""
+    apply = keras_tiling(model, max_pixels=max_pixels, log=log)
 
     def merge(scene: HDRScene) -> np.ndarray:
-        height, width = scene.ldrs[0].shape[:2]
-        inputs = [pad_to_multiple(x, size_multiple)[None] for x in network_inputs(scene.ldrs, scene.exposure_times)]
-        tonemapped = np.asarray(model(inputs, training=False))[0, :height, :width]
-        return inverse_mu_tonemap(tonemapped).astype(np.float32)
+        def run(*ldrs: np.ndarray) -> np.ndarray:
+            height, width = ldrs[0].shape[:2]
+            inputs = [pad_to_multiple(x, size_multiple)[None] for x in network_inputs(ldrs, scene.exposure_times)]
+            return np.asarray(model(inputs, training=False))[0, :height, :width]
+
+        return apply(run, list(scene.ldrs), finish=lambda tonemapped: inverse_mu_tonemap(tonemapped).astype(np.float32))
 
     return merge
 
@@ -76,7 +86,9 @@ def reference_exposure_merger(scene: HDRScene) -> np.ndarray:
 
 def evaluate_scenes(
     merge: Merger, scenes: list[HDRScene], *, model: str, dataset: str, progress: Callable[[str], None] | None = None,
+    runtime: str | None = None,
 ) -> HDREvalReport:
+    """Score ``merge`` on each scene; ``runtime`` names what ran a .tflite merger, for the report."""
     scores = []
     for index, scene in enumerate(scenes, 1):
         if scene.hdr is None:
@@ -89,7 +101,7 @@ def evaluate_scenes(
                                  psnr_l(output.astype(np.float64), reference), ssim_mu(output.astype(np.float64), reference)))
         if progress:
             progress(f"  [{index}/{len(scenes)}] {scene.name}: PSNR-mu {scores[-1].psnr_mu:.2f} dB, PSNR-l {scores[-1].psnr_l:.2f} dB")
-    return HDREvalReport(model=model, dataset=dataset, scenes=scores)
+    return HDREvalReport(model=model, dataset=dataset, scenes=scores, runtime=runtime)
 
 
 def write_hdr_report(reports: list[HDREvalReport], json_path: Path) -> None:
@@ -97,31 +109,37 @@ def write_hdr_report(reports: list[HDREvalReport], json_path: Path) -> None:
 
 
 def format_hdr_report(report: HDREvalReport) -> str:
-    return (f"{report.model} on {report.dataset}: PSNR-mu {report.mean('psnr_mu'):.3f} dB, "
+    model = report.model if report.runtime is None else f"{report.model} [{report.runtime}]"
+    return (f"{model} on {report.dataset}: PSNR-mu {report.mean('psnr_mu'):.3f} dB, "
             f"PSNR-l {report.mean('psnr_l'):.3f} dB, SSIM-mu {report.mean('ssim_mu'):.4f} ({len(report.scenes)} scenes)")
 
 
 def save_hdr_figure(scene: HDRScene, outputs: dict[str, np.ndarray], path: Path) -> None:
     """One scene: the three exposures, each merger's tonemapped output, Mertens' exposure fusion,
-    the tonemapped reference, and the first output's error map (|tonemapped difference|)."""
+    and, where the scene has a reference, the outputs' PSNR-mu, the tonemapped reference and the
+    first output's error map (|tonemapped difference|)."""
     plt = pyplot()
-    reference = mu_tonemap(scene.hdr)
-    panels = [(f"exposure {i + 1} (t={t:g})", ldr) for i, (ldr, t) in enumerate(zip(scene.ldrs, scene.exposure_times, strict=True))]
-    panels += [(f"{name} ({psnr_mu(out.astype(np.float64), scene.hdr.astype(np.float64)):.2f} dB)", mu_tonemap(out))
-               for name, out in outputs.items()]
-    panels.append(("Mertens fusion (LDR, not scored)", mertens_fusion(scene.ldrs)))
-    panels.append(("reference (mu-law)", reference))
-    first_name, first = next(iter(outputs.items()))
+    scored = scene.hdr is not None
+    panels = [(f"exposure {i + 1} (x{t:.3g})", ldr)
+              for i, (ldr, t) in enumerate(zip(scene.ldrs, scene.exposure_times, strict=True))]
+    panels += [(f"{name} ({psnr_mu(out.astype(np.float64), scene.hdr.astype(np.float64)):.2f} dB)" if scored else name,
+                mu_tonemap(out)) for name, out in outputs.items()]
+    panels.append(("Mertens fusion (LDR, not scored)" if scored else "Mertens fusion (LDR)", mertens_fusion(scene.ldrs)))
+    if scored:
+        panels.append(("reference (mu-law)", mu_tonemap(scene.hdr)))
     columns = 4
-    rows = -(-(len(panels) + 1) // columns)
+    rows = -(-(len(panels) + scored) // columns)
     figure, axes = plt.subplots(rows, columns, figsize=(4 * columns, 3.2 * rows), squeeze=False)
     for axis, (title, image) in zip(axes.flat, panels, strict=False):  # more axes than panels
         axis.imshow(np.clip(image, 0, 1))
         axis.set_title(title, fontsize=9)
-    error_axis = axes.flat[len(panels)]
-    shown = error_axis.imshow(np.abs(mu_tonemap(first) - reference).mean(axis=2), cmap="inferno", vmin=0, vmax=0.2)
-    error_axis.set_title(f"{first_name}: |error| (mu-law)", fontsize=9)
-    figure.colorbar(shown, ax=error_axis, fraction=0.04)
+    if scored:
+        first_name, first = next(iter(outputs.items()))
+        error_axis = axes.flat[len(panels)]
+        shown = error_axis.imshow(np.abs(mu_tonemap(first) - mu_tonemap(scene.hdr)).mean(axis=2), cmap="inferno",
+                                  vmin=0, vmax=0.2)
+        error_axis.set_title(f"{first_name}: |error| (mu-law)", fontsize=9)
+        figure.colorbar(shown, ax=error_axis, fraction=0.04)
     for axis in axes.flat:
         axis.axis("off")
     figure.suptitle(scene.name)
@@ -131,7 +149,8 @@ def save_hdr_figure(scene: HDRScene, outputs: dict[str, np.ndarray], path: Path)
 def evaluate_subject(subject: EvalSubject, options: EvalOptions) -> list[HDREvalReport]:
     """Score an HDR run or .tflite (a classical baseline: only the classical merges) on
     ``options.data``, next to OpenCV's Debevec and Robertson merges and the reference exposure
-    alone; with ``options.json_path`` also a figure of the scene the first method does worst on."""
+    alone; with a report path (``options.json_path``, else one per dataset in
+    ``options.report_dir``) the report there and a figure of the scene the first method does worst on."""
     given = [flag for flag, value in (("--scale", options.scales), ("--tile", options.tile)) if value]
     if given:
         raise OptionError(f"{subject.source} merges HDR exposures; {' and '.join(given)} "
@@ -139,25 +158,50 @@ def evaluate_subject(subject: EvalSubject, options: EvalOptions) -> list[HDREval
     if subject.path is not None:
         from mobile_sr.tasks.hdr.runner import TFLiteMerger
 
-        merger = TFLiteMerger(subject.path)
+        merger = TFLiteMerger(subject.path, runtime=options.runtime, log=options.log)
     elif subject.model is not None:
-        merger = keras_merger(subject.model, size_multiple=subject.model_config.size_multiple)
+        merger = keras_merger(subject.model, size_multiple=subject.model_config.size_multiple, log=options.log)
     else:
         merger = None
     dataset, scenes = load_hdr_scenes(options.data, "val")
+    report_path = options.writable_report_path(dataset)
     mergers = {} if merger is None else {subject.name: merger}
     mergers.update({"debevec": opencv_merger("debevec"), "robertson": opencv_merger("robertson"),
                     "reference exposure": reference_exposure_merger})
+    if any(scene.hdr is None for scene in scenes):
+        return _figures_only(mergers, scenes, dataset, report_path, options)
     progress = None if options.quiet else options.log
-    reports = [evaluate_scenes(merge, scenes, model=label, dataset=dataset, progress=progress)
-               for label, merge in mergers.items()]
+    reports = []
+    for label, merge in mergers.items():
+        if progress:  # the per-scene lines of each method under its name
+            progress(f"{label} on {dataset}:")
+        runtime = options.runtime if subject.path is not None and merge is merger else None
+        reports.append(evaluate_scenes(merge, scenes, model=label, dataset=dataset, progress=progress, runtime=runtime))
     for report in reports:
         options.log(format_hdr_report(report))
-    if options.json_path is not None:
-        write_hdr_report(reports, options.json_path)
+    if report_path is not None:
+        write_hdr_report(reports, report_path)
         worst = min(reports[0].scenes, key=lambda scene: scene.psnr_mu).name
         scene = next(s for s in scenes if s.name == worst)
-        figure = options.json_path.with_name(options.json_path.stem + f"_{worst}.png")
+        figure = report_path.with_name(report_path.stem + f"_{worst}.png")
         save_hdr_figure(scene, {label: mergers[label](scene) for label in list(mergers)[:3]}, figure)
-        options.log(f"wrote {options.json_path} and {figure.name}")
+        options.log(f"wrote {report_path} and {figure.name}")
     return reports
+
+
+def _figures_only(mergers: dict, scenes: list[HDRScene], dataset: str, report_path: Path | None,
+                  options: EvalOptions) -> list:
+    """Data without reference radiance (a real bracket): nothing to score, a figure of every
+    merger's output per scene, to judge by eye (ghosts, noise, halos)."""
+    if report_path is None:
+        raise OptionError(f"{dataset} has no reference radiance to score against: give --json FILE to write a figure "
+                          "of each merge next to it, to compare them by eye")
+    figures = []
+    for scene in scenes:
+        figure = report_path.with_name(f"{report_path.stem}_{scene.name}.png")
+        save_hdr_figure(scene, {label: merge(scene) for label, merge in list(mergers.items())[:3]}, figure)
+        figures.append(figure.name)
+    write_json(report_path, {"dataset": dataset, "scored": False, "methods": list(mergers)[:3],
+                             "scenes": [scene.name for scene in scenes], "figures": figures})
+    options.log(f"{dataset}: no reference radiance, nothing scored; wrote {report_path} and {', '.join(figures)}")
+    return []

@@ -41,14 +41,14 @@ class HDRTask(Task):
             raise ConfigError(f"patch size {config.patch_size} must be a multiple of {multiple} for this model "
                               f"(its downsampling); try {config.patch_size - config.patch_size % multiple}")
 
-    def load_split(self, data, split, *, seed, model_config):
+    def load_split(self, data, split, *, seed, model_config, log=print):
         from mobile_sr.tasks.hdr.data import load_hdr_scenes
 
         return load_hdr_scenes(data, split, seed=seed)
 
     def describe(self, items):
         pixels = sum(scene.ldrs[0].shape[0] * scene.ldrs[0].shape[1] for scene in items)
-        return f"{len(items)} scenes, {pixels / 1e6:.1f} MP"
+        return f"{len(items)} scenes, {pixels / 1e6:.1f} MP (in memory)"
 
     def sampler(self, items, *, patch_size, batch_size, seed):
         from mobile_sr.tasks.hdr.patches import HDRPatchSampler
@@ -74,7 +74,8 @@ class HDRTask(Task):
     def calibration_sources(self, data, *, seed, model_config):
         import numpy as np
 
-        from mobile_sr.tasks.hdr.data import load_hdr_scenes, network_inputs
+        from mobile_sr.tasks.hdr.data import load_hdr_scenes
+        from mobile_sr.tasks.hdr.scene import network_inputs
 
         _, scenes = load_hdr_scenes(data, "train", seed=seed)
         return [np.concatenate(network_inputs(s.ldrs, s.exposure_times), axis=-1) for s in scenes]

@@ -15,6 +15,9 @@ import math
 import numpy as np
 
 _CUBIC_A = -0.5
+# imresize works through its output in strips of about this many values, so that its float64
+# temporaries take tens of MB: one float64 copy of an 8000x8000 RGB image is 1.5 GB.
+STRIP_VALUES = 1 << 20
 
 
 def _cubic(x: np.ndarray) -> np.ndarray:
@@ -70,11 +73,17 @@ def imresize(
         raise ValueError(f"imresize needs an H x W or H x W x C array, got shape {image.shape}")
     if out_shape is None:
         out_shape = tuple(int(math.ceil(length * scale)) for length in image.shape[:2])
-    result = image
-    for axis in (0, 1):  # equal scales on both axes: MATLAB resizes rows first
-        result = _resize_axis(result, axis, out_shape[axis], scale)
-    if image.dtype == np.uint8:
-        return np.clip(np.round(result), 0, 255).astype(np.uint8)
+    result = np.empty((*out_shape, *image.shape[2:]), np.uint8 if image.dtype == np.uint8 else np.float64)
+    row_weights = _resize_matrix(image.shape[0], out_shape[0], scale)
+    step = max(1, STRIP_VALUES // (out_shape[1] * math.prod(image.shape[2:])))
+    for top in range(0, out_shape[0], step):
+        # equal scales on both axes: MATLAB resizes rows first, here from the input rows the strip reads
+        weights = row_weights[top : top + step]
+        read = np.flatnonzero(weights.any(axis=0))
+        band = slice(read[0], read[-1] + 1)
+        strip = np.tensordot(weights[:, band], image[band].astype(np.float64), axes=(1, 0))
+        strip = _resize_axis(strip, 1, out_shape[1], scale)
+        result[top : top + step] = np.clip(np.round(strip), 0, 255) if image.dtype == np.uint8 else strip
     return result
 
 

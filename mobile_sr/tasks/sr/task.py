@@ -38,10 +38,10 @@ class SRTask(Task):
     def check_training(self, config, model_config):
         """Any patch size fits: SR models pad what they downsample."""
 
-    def load_split(self, data, split, *, seed, model_config):
-        from mobile_sr.tasks.sr.data import load_sr_pairs
+    def load_split(self, data, split, *, seed, model_config, log=print):
+        from mobile_sr.tasks.sr.data import stored_sr_pairs
 
-        return load_sr_pairs(data, model_config.scale, split=split)
+        return stored_sr_pairs(data, model_config.scale, split=split, log=log)
 
     def describe(self, items):
         from mobile_sr.tasks.sr.data import describe_pairs
@@ -71,10 +71,10 @@ class SRTask(Task):
         return validate
 
     def calibration_sources(self, data, *, seed, model_config):
-        from mobile_sr.tasks.sr.data import load_sr_pairs
+        from mobile_sr.tasks.sr.data import stored_sr_pairs
 
-        _, pairs = load_sr_pairs(data, model_config.scale, split="train")
-        return [pair.lr for pair in pairs]
+        _, pairs = stored_sr_pairs(data, model_config.scale, split="train")
+        return [pair.lr for pair in pairs]  # StoredImages: crops read on demand
 
     def export_size_hint(self):
         return ("export a smaller --input-size (e.g. 360x640, or 'dynamic'): 'mobile-sr upscale' runs larger "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from mobile_sr.core.errors import ImageError
@@ -11,9 +11,10 @@ from mobile_sr.tasks.sr.runner import TFLiteUpscaler
 
 
 def upscale_path(*, tflite_path: Path, source: Path, destination: Path, tile: bool = False,
-                 threads: int | None = None) -> Iterator[Path]:
+                 threads: int | None = None, log: Callable[[str], None] | None = None) -> Iterator[Path]:
     """Upscale ``source`` (an image, or a folder searched recursively) into ``destination`` (a PNG
-    path, or a folder mirroring the source tree). Yields each file written. Refuses, before
+    path, or a folder mirroring the source tree). Yields each file written; ``log`` gets the
+    progress of large images, which run in tiles (:class:`TFLiteUpscaler`). Refuses, before
     writing anything, to overwrite an input or to write two inputs to one file; with several
     inputs, every one is read first, so an unreadable one stops the run before any output."""
     source, destination = Path(source), Path(destination)
@@ -34,7 +35,7 @@ def upscale_path(*, tflite_path: Path, source: Path, destination: Path, tile: bo
             raise ImageError(f"{destination}: upscaled images are written as PNG; use a .png name")
         jobs = [(source, destination)]
     _check_destinations(jobs)
-    upscaler = TFLiteUpscaler(tflite_path, tile=tile, threads=threads)
+    upscaler = TFLiteUpscaler(tflite_path, tile=tile, threads=threads, log=log)
     if len(jobs) > 1:
         for image_path, _ in jobs:
             load_rgb(image_path)  # one image at a time: decoding is cheap next to upscaling

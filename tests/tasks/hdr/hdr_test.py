@@ -14,19 +14,10 @@ from mobile_sr.metrics import inverse_mu_tonemap, mu_tonemap, psnr_l, psnr_mu, s
 from mobile_sr.models import build_model, get_model_spec, make_config
 from mobile_sr.models.layers import GroupSoftmax, HaarDWT, HaarIWT, SumGroups
 from mobile_sr.tasks.hdr.baselines import merge_radiance, mertens_fusion
-from mobile_sr.tasks.hdr.data import (
-    ExposureSettings,
-    HDRScene,
-    hdr_domain,
-    load_exposure_stack,
-    load_hdr_scenes,
-    load_kalantari,
-    load_kalantari_scene,
-    network_inputs,
-    read_radiance,
-    synthetic_scenes,
-    write_radiance,
-)
+from mobile_sr.tasks.hdr.camera import CameraModel, synthetic_scenes
+from mobile_sr.tasks.hdr.data import load_exposure_stack, load_hdr_scenes, load_kalantari, load_kalantari_scene
+from mobile_sr.tasks.hdr.radiance import read_radiance, write_radiance
+from mobile_sr.tasks.hdr.scene import HDRScene, hdr_domain, network_inputs
 
 
 def _photo(height=64, width=96, seed=0):
@@ -72,7 +63,7 @@ def test_group_softmax_and_sum():
 def test_hdr_unet_starts_as_the_reference_exposure():
     model = build_model("hdr_unet")
     inputs = [np.random.default_rng(i).uniform(0, 1, (1, 16, 16, 6)).astype(np.float32) for i in range(3)]
-    np.testing.assert_allclose(model(inputs).numpy(), inputs[1][..., :3], atol=1e-6)
+    np.testing.assert_allclose(model(inputs).numpy(), inputs[1][..., 3:], atol=1e-6)  # its tonemapped radiance
 
 
 @pytest.mark.parametrize("suffix, mantissa_steps", [(".hdr", 256), (".exr", None)])
@@ -146,7 +137,7 @@ def test_kalantari_layout(tmp_path):
     assert (np.round(scenes[0].ldrs[0] * 65535) % 257 != 0).any()  # 16-bit precision kept
     inputs = network_inputs(scenes[0].ldrs, scenes[0].exposure_times)
     assert [x.shape for x in inputs] == [(6, 8, 6)] * 3
-    np.testing.assert_allclose(inputs[2][..., 3:], scenes[0].ldrs[2] ** 2.2 / 64.0, rtol=1e-5)
+    np.testing.assert_allclose(inputs[2][..., 3:], mu_tonemap(scenes[0].ldrs[2] ** 2.2 / 64.0), rtol=1e-5)
 
 
 @pytest.mark.parametrize("breakage, message", [
@@ -197,24 +188,24 @@ def test_synthetic_scenes_are_deterministic_and_ghost_only_off_reference():
     for ldr in scene.ldrs:
         np.testing.assert_array_equal(np.round(ldr * 255), ldr * 255)  # 8-bit quantised
 
-    quiet = ExposureSettings(read_noise=0, shot_noise=0, max_shift=0, max_rotation=0, moving_objects=0)
-    static = synthetic_scenes(photos, count=1, size=None, seed=7, settings=quiet)[0]
+    quiet = CameraModel(read_noise=0, shot_noise=0, max_shift=0, max_rotation=0, moving_objects=0)
+    static = synthetic_scenes(photos, count=1, size=None, seed=7, camera=quiet)[0]
     unsaturated = (static.ldrs[0] > 0.1) & (static.ldrs[2] < 0.95)
     for index in range(3):  # a static, noiseless capture: every exposure agrees with the radiance
         recovered = hdr_domain(static.ldrs[index], static.exposure_times[index])
         np.testing.assert_allclose(recovered[unsaturated], static.hdr[unsaturated], rtol=0.05)
-    moving = synthetic_scenes(photos, count=1, size=None, seed=7, settings=ExposureSettings(read_noise=0, shot_noise=0))[0]
+    moving = synthetic_scenes(photos, count=1, size=None, seed=7, camera=CameraModel(read_noise=0, shot_noise=0))[0]
     np.testing.assert_array_equal(moving.ldrs[1], static.ldrs[1])  # the reference does not move
     assert np.abs(moving.ldrs[0] - static.ldrs[0]).mean() > 0.005
 
 
-def test_exposure_settings_are_checked():
+def test_camera_settings_are_checked():
     with pytest.raises(DatasetError, match="increasing EV"):
-        ExposureSettings(stops=(0.0, 4.0, 2.0))
+        CameraModel(stops=(0.0, 4.0, 2.0))
     with pytest.raises(DatasetError, match="increasing EV"):
-        ExposureSettings(stops=(0.0, 2.0, math.inf))
+        CameraModel(stops=(0.0, 2.0, math.inf))
     with pytest.raises(DatasetError, match="non-negative"):
-        ExposureSettings(read_noise=-1.0)
+        CameraModel(read_noise=-1.0)
 
 
 def test_hdr_metrics_known_values():
@@ -242,8 +233,8 @@ def test_hdr_metrics_check_their_input():
 
 
 def test_opencv_merges_recover_a_static_scene():
-    quiet = ExposureSettings(read_noise=0, shot_noise=0, max_shift=0, max_rotation=0, moving_objects=0)
-    scene = synthetic_scenes([("a", _photo(96, 128))], count=1, size=None, seed=0, settings=quiet)[0]
+    quiet = CameraModel(read_noise=0, shot_noise=0, max_shift=0, max_rotation=0, moving_objects=0)
+    scene = synthetic_scenes([("a", _photo(96, 128))], count=1, size=None, seed=0, camera=quiet)[0]
     reference_only = np.clip(hdr_domain(scene.ldrs[1], scene.exposure_times[1]), 0, 1)
     for method in ("debevec", "robertson"):
         merged = np.clip(merge_radiance(scene.ldrs, scene.exposure_times, method=method), 0, 1)

@@ -1,14 +1,20 @@
+import hashlib
+import json
+import os
+
 import numpy as np
 import pytest
+from PIL import Image
 
 from mobile_sr.core.errors import DatasetError, ImageError
 from mobile_sr.core.images import save_png
+from mobile_sr.data import locations
 from mobile_sr.data.pipeline import patch_dataset
 from mobile_sr.data.split import split_train_val
 from mobile_sr.tasks.sr.data import SRPair, load_default_photos, load_sr_pairs
 from mobile_sr.tasks.sr.patches import PatchSampler
 from mobile_sr.tasks.sr.resize import bicubic_downscale, modcrop
-from tests.helpers import textured_image
+from tests.helpers import bomb_png, run_cli, textured_image
 
 
 def test_hr_folder_is_searched_recursively_and_degraded_with_bicubic(hr_folder, isolated_cache):
@@ -93,10 +99,16 @@ def test_patches_stay_aligned_under_augmentation():
     np.testing.assert_array_equal(hr, lr.repeat(3, 1).repeat(3, 2))
 
 
-def test_images_smaller_than_a_patch():
-    pairs = [_nearest_pair(0, 40, 2), _nearest_pair(1, 10, 2)]
-    assert PatchSampler(pairs, patch_size=16, batch_size=2, seed=0).skipped == 1
-    with pytest.raises(DatasetError, match="--patch-size 10"):
+def test_images_smaller_than_a_patch_are_mirror_padded_and_stay_aligned():
+    pairs = [_nearest_pair(0, 40, 2), _nearest_pair(1, 10, 2)]  # LR 40x45 and 10x15
+    sampler = PatchSampler(pairs, patch_size=16, batch_size=64, seed=0)
+    assert sampler.padded == 1 and sampler.padding_note.startswith("1 of 2 LR images are smaller than a 16x16 patch")
+    lr, hr = sampler.patch(1, 0, 0)
+    np.testing.assert_array_equal(lr, np.pad(pairs[1].lr, ((0, 6), (0, 1), (0, 0)), mode="symmetric"))
+    np.testing.assert_array_equal(hr, lr.repeat(2, 0).repeat(2, 1))
+    lr, hr = sampler.sample()
+    np.testing.assert_array_equal(hr, lr.repeat(2, 1).repeat(2, 2))
+    with pytest.raises(DatasetError, match="--patch-size 10"):  # no image holds a whole patch
         PatchSampler(pairs[1:], patch_size=16, batch_size=2, seed=0)
 
 
@@ -147,3 +159,92 @@ def test_empty_cache_variable_counts_as_unset(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("MOBILE_SR_CACHE", "")
     assert default_cache_dir() == tmp_path / ".cache" / "mobile-sr"
+
+
+def _eval_json(folder, json_path) -> dict:
+    result = run_cli("eval", "--model", "bicubic", "--data", folder, "--scale", 2, "--json", json_path)
+    assert result.exit_code == 0, result.output
+    return json.loads(json_path.read_text())
+
+
+def test_rotated_photo_is_trained_and_evaluated_upright(tmp_path):
+    stored = textured_image(43, 64)  # odd height: modcrop drops a different row once it is upright
+    exif = Image.Exif()
+    exif[274] = 6  # turn clockwise to view, as phones store portrait photos
+    (tmp_path / "rotated").mkdir()
+    Image.fromarray(stored).save(tmp_path / "rotated" / "photo.png", exif=exif.tobytes())
+    save_png(tmp_path / "upright" / "photo.png", np.ascontiguousarray(np.rot90(stored, -1)))
+    save_png(tmp_path / "stored" / "photo.png", stored)
+    _, (pair,) = load_sr_pairs(tmp_path / "rotated", 2)
+    assert pair.hr.shape == (64, 42, 3)
+    np.testing.assert_array_equal(pair.hr, np.rot90(stored, -1)[:, :42])
+    rotated, upright, unturned = (_eval_json(tmp_path / name, tmp_path / f"{name}.json")["images"]
+                                  for name in ("rotated", "upright", "stored"))
+    assert rotated == upright and rotated != unturned
+
+
+def test_lr_cached_before_exif_orientation_counted_is_not_reused(tmp_path, isolated_cache):
+    exif = Image.Exif()
+    exif[274] = 3  # upside down: the same shape either way
+    path = tmp_path / "data" / "photo.png"
+    path.parent.mkdir()
+    Image.fromarray(textured_image(48, 60)).save(path, exif=exif.tobytes())
+    stat = path.stat()
+    old_key = hashlib.sha1(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()
+    stale = bicubic_downscale(textured_image(48, 60), 2)  # what earlier versions cached: not upright
+    save_png(isolated_cache / "bicubic" / "x2" / f"{old_key}.png", stale)
+    _, (pair,) = load_sr_pairs(tmp_path / "data", 2)
+    np.testing.assert_array_equal(pair.lr, bicubic_downscale(pair.hr, 2))
+
+
+def test_file_name_that_is_not_utf8_is_read_cached_and_reported(tmp_path, isolated_cache):
+    folder = tmp_path / "data"
+    path = folder / os.fsdecode(b"caf\xe9.png")
+    try:
+        save_png(path, textured_image(48, 60))
+    except OSError:
+        pytest.skip("this file system only takes UTF-8 file names")
+    _, (pair,) = load_sr_pairs(folder, 2)
+    assert pair.name == "caf\\xe9"  # printable, and distinct from other such names
+    assert len(list(isolated_cache.rglob("*.png"))) == 1
+    _, (again,) = load_sr_pairs(folder, 2)
+    np.testing.assert_array_equal(again.lr, pair.lr)
+    result = run_cli("eval", "--model", "bicubic", "--data", folder, "--scale", 2, "--json", tmp_path / "out.json")
+    assert result.exit_code == 0, result.output
+    assert "caf\\xe9" in result.output
+    report = json.loads((tmp_path / "out.json").read_text())
+    assert [image["name"] for image in report["images"]] == ["caf\\xe9"]
+    json.dumps(report, ensure_ascii=False).encode()  # no surrogates left to trip a UTF-8 writer
+
+
+def test_decompression_bomb_in_a_folder_is_one_error_line(tmp_path):
+    save_png(tmp_path / "data" / "ok.png", textured_image(48, 60))
+
+    bomb_png(tmp_path / "data" / "bomb.png")
+    result = run_cli("eval", "--model", "bicubic", "--data", tmp_path / "data", "--scale", 2)
+    assert result.exit_code == 1
+    assert result.output.count("\n") == 1 and result.output.startswith("Error: ")
+    assert "bomb.png: declares 40000x40000 = 1,600,000,000 pixels" in result.output
+    assert "MOBILE_SR_MAX_IMAGE_PIXELS" in result.output
+
+
+def test_named_set_not_found_says_where_it_looked_and_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.setenv("MOBILE_SR_DATA", str(tmp_path / "datasets"))
+    (tmp_path / "datasets").mkdir()
+    with pytest.raises(DatasetError) as found_root:
+        load_sr_pairs("set5", 2)
+    assert f"{tmp_path / 'datasets'} (MOBILE_SR_DATA) has no sr/test/Set5" in str(found_root.value)
+    monkeypatch.setenv("MOBILE_SR_DATA", str(tmp_path / "missing"))
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    monkeypatch.setattr(locations, "_CHECKOUT_DATASETS", tmp_path / "checkout" / "shared" / "datasets")
+    with pytest.raises(DatasetError) as no_root:
+        load_sr_pairs("T91", 2)
+    message = str(no_root.value)
+    assert "\n" not in message
+    assert (f"MOBILE_SR_DATA={tmp_path / 'missing'}; {tmp_path / 'shared' / 'datasets'} and "
+            f"{tmp_path / 'checkout' / 'shared' / 'datasets'} do not exist") in message
+    for expected in ("dataset 'T91' not found", "Set5 and Set14: the standard SR test sets",
+                     "BSD200, the BSDS300 train split", "'291' training set", "put a copy at sr/train/T91 below",
+                     "pass a folder of HR images instead"):
+        assert expected in message

@@ -47,3 +47,15 @@ def test_bicubic_reproduces_reference_table(shared_datasets, test_set, scale):
     _, pairs = load_sr_pairs(shared_datasets / "sr/test" / test_set, scale, split="val", cache_dir=None)
     report = evaluate_pairs(bicubic_upscaler(scale), pairs, model="bicubic", dataset=test_set, scale=scale)
     assert report.mean_psnr_y == pytest.approx(REFERENCE_BICUBIC_PSNR[test_set, scale], abs=0.02)
+
+
+@pytest.mark.parametrize("scale,out_shape", [(3.0, None), (1 / 3, (33, 40))])
+def test_resize_in_strips_equals_one_pass(monkeypatch, scale, out_shape):
+    """Large images are resized a few rows at a time (bounded float64 temporaries), to the same pixels."""
+    from mobile_sr.tasks.sr import resize
+
+    image = np.random.default_rng(3).integers(0, 256, (99, 120, 3), dtype=np.uint8)
+    whole, whole_float = imresize(image, scale, out_shape), imresize(image.astype(np.float32), scale, out_shape)
+    monkeypatch.setattr(resize, "STRIP_VALUES", 2000)  # strips of a few output rows
+    np.testing.assert_array_equal(imresize(image, scale, out_shape), whole)
+    np.testing.assert_allclose(imresize(image.astype(np.float32), scale, out_shape), whole_float, rtol=0, atol=1e-9)
