@@ -78,16 +78,3 @@ def test_int16x8_refuses_a_qat_run_and_conflicting_options(tiny_sr, tmp_path):
     assert result.exit_code == 2 and "--io-type" in result.output and "float32" in result.output
     result = run_cli("export", "--run", tiny_sr.float_run, "--int8", "--int16x8")
     assert result.exit_code == 2 and "--int16x8" in result.output
-
-
-@pytest.mark.large
-def test_int16x8_export_of_an_hdr_run_is_closer_to_float_than_int8(tiny_hdr, tmp_path):
-    from mobile_sr.tasks.hdr.runner import TFLiteMerger
-
-    models = {mode: export_run(run_dir=tiny_hdr.float_run, mode=mode, input_size=(32, 48), log=lambda _: None,
-                               out_path=tmp_path / f"{mode}.tflite").path for mode in ("int16x8", "int8", "float")}
-    rng = np.random.default_rng(0)
-    inputs = [rng.uniform(0, 1, (32, 48, 6)).astype(np.float32) for _ in range(3)]
-    merged = {mode: TFLiteMerger(path).tonemapped(inputs) for mode, path in models.items()}
-    error16, error8 = (np.abs(merged[mode] - merged["float"]).mean() for mode in ("int16x8", "int8"))
-    assert error16 < error8, (error16, error8)

@@ -58,8 +58,6 @@ _PROBE = textwrap.dedent("""
 
 @pytest.mark.parametrize("model_name,options,objectives,shaping", [
     ("scsrn", {"scale": 2, "channels": 8, "feature_convs": 2}, {"pixel": 1.0, "high_frequency": 0.5}, True),
-    pytest.param("attention_sr", {"scale": 2, "channels": 8, "blocks": 1}, {"structure_texture": 1.0}, False,
-                 marks=pytest.mark.large),
 ])
 def test_a_mirrored_step_on_two_devices_equals_a_single_device_step(model_name, options, objectives, shaping):
     result = subprocess.run([sys.executable, "-c", _PROBE, json.dumps([model_name, options, objectives, shaping])],

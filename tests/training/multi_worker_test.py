@@ -213,7 +213,8 @@ def test_a_lost_worker_stops_the_chief_which_keeps_its_checkpoint_to_resume_from
     kept = int(error.split("the checkpoint of step ")[1].split()[0])
 
     workers = start_workers(config.to_dict(), run_dir, resume=True, timeout_s=20)
-    _wait_for(lambda: any(line.startswith("training ") for line in _lines(tmp_path, 0, "resume")), workers)
+    # once steps run, worker 1 is past its start-up and holds its Ctrl-C handler
+    _wait_for(lambda: any(line.startswith("step ") for line in _lines(tmp_path, 0, "resume")), workers)
     workers[1].send_signal(signal.SIGINT)
     assert _finish(workers, timeout_s=120) == [1, 1]
     stops = {_lines(tmp_path, index, "resume")[-1] for index in range(2)}
