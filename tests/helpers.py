@@ -4,6 +4,7 @@ run folder's raw config.json the way a user's editor would."""
 from __future__ import annotations
 
 import json
+import signal
 import struct
 import zlib
 from pathlib import Path
@@ -69,3 +70,9 @@ def tiered(names, *, fast=()) -> list:
     import pytest
 
     return [pytest.param(name, marks=() if name in fast else pytest.mark.large) for name in names]
+
+
+def default_sigint() -> None:
+    """Give SIGINT its default action: a suite started in the background (``cmd &``) inherits it
+    ignored, and Python and mobile-sr then leave Ctrl-C ignored too, as they should."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -19,7 +19,7 @@ from mobile_sr.core.errors import ConfigError
 from mobile_sr.core.images import save_png
 from mobile_sr.training import TrainConfig, train
 from mobile_sr.training.cluster import ClusterPosition, cluster_position
-from tests.helpers import TINY_SR, textured_image
+from tests.helpers import TINY_SR, default_sigint, textured_image
 
 # One worker: trains as `mobile-sr train` would, and prints its error, if any, as the CLI does.
 _WORKER = textwrap.dedent("""
@@ -68,7 +68,7 @@ def start_workers(tmp_path):
             args = {"config": config, "run_dir": str(run_dir), "resume": resume, "timeout_s": timeout_s}
             with (private / f"{'resume' if resume else 'start'}.log").open("w") as output:
                 workers.append(subprocess.Popen([sys.executable, "-c", _WORKER, json.dumps(args)], env=env,
-                                                stdout=output, stderr=subprocess.STDOUT))
+                                                stdout=output, stderr=subprocess.STDOUT, preexec_fn=default_sigint))
         started.extend(workers)
         return workers
 

@@ -346,6 +346,8 @@ def test_an_interrupt_python_drops_in_a_weakref_callback_still_stops_training(ti
 
     from mobile_sr.training import TrainingInterrupted
 
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as an interactive command has it
+
     class Probe:
         pass
 
@@ -357,9 +359,12 @@ def test_an_interrupt_python_drops_in_a_weakref_callback_still_stops_training(ti
             assert reference() is None
 
     config = tiny_sr.config
-    with pytest.raises(TrainingInterrupted, match="interrupted at step 12;"):
-        train(TrainConfig.from_dict({**config.to_dict(), "steps": 24}), run_dir=tmp_path / "run", log=log)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    try:
+        with pytest.raises(TrainingInterrupted, match="interrupted at step 12;"):
+            train(TrainConfig.from_dict({**config.to_dict(), "steps": 24}), run_dir=tmp_path / "run", log=log)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @pytest.mark.large
