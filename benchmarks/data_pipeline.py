@@ -2,7 +2,8 @@
 cached batch.
 
     python benchmarks/data_pipeline.py [--data DIR] [--images 1000] [--steps 300] [--rounds 3]
-                                       [--out benchmarks/results/data_pipeline] [--quick]
+                                       [--precision auto] [--out benchmarks/results/data_pipeline]
+                                       [--quick]
 
 1. Makes ``--images`` synthetic 2K images (1404x2040 PNGs of smooth random texture, DIV2K's
    size) in ``--data`` (default ``<out>/synthetic_2k``) where missing, and decodes them into the
@@ -12,7 +13,8 @@ cached batch.
    480x480 sub-image pair; and of a whole batch of 16 through ``patch_dataset``.
 3. Peak resident memory (the process's high-water mark) of ``mobile-sr train`` on the first tenth
    of the images and on all of them.
-4. Seconds per SCSRN x3 step fed by the pipeline and by one cached batch
+4. Seconds per SCSRN x3 step (in ``--precision``, by default what training picks here) fed by
+   the pipeline and by one cached batch
    (:func:`mobile_sr.training.measure_step_time`), with the peak resident memory of its process:
    on the first tenth with every image decoded in memory (the former pipeline) and from the
    training cache, and ``--rounds`` times on all images from the training cache.
@@ -108,21 +110,23 @@ def training_memory(data: Path, *, steps: int, run_dir: Path, scale: int = SCALE
             "steps_per_s": summary["steps_per_s"], "seconds": round(seconds, 1)}
 
 
-def _step_time_worker(data: str, steps: int, source: str) -> None:
-    """Prints :func:`measure_step_time` of SCSRN x3 on ``data``: its images read from the training
-    cache (``stored``), or all decoded in memory (``memory``, as the pipeline before the cache)."""
+def _step_time_worker(data: str, steps: int, source: str, precision: str) -> None:
+    """Prints :func:`measure_step_time` of SCSRN x3 in ``precision`` on ``data``: its images read
+    from the training cache (``stored``), or all decoded in memory (``memory``, as the pipeline
+    before the cache)."""
     from mobile_sr.tasks.sr.data import load_sr_pairs, stored_sr_pairs
     from mobile_sr.training import measure_step_time
+    from mobile_sr.training.precision import resolve_precision
 
     _, pairs = (stored_sr_pairs if source == "stored" else load_sr_pairs)(data, SCALE)
-    print(json.dumps(measure_step_time("scsrn", pairs, scale=SCALE, steps=steps)))
+    print(json.dumps(measure_step_time("scsrn", pairs, scale=SCALE, steps=steps, precision=resolve_precision(precision))))
 
 
-def step_time(data: Path, *, steps: int, source: str = "stored") -> dict:
+def step_time(data: Path, *, steps: int, source: str = "stored", precision: str = "auto") -> dict:
     """Seconds per step from the pipeline and from a cached batch, and the peak resident memory,
     of SCSRN x3 steps on ``data`` in a fresh process (``source``: see :func:`_step_time_worker`)."""
     peak, _, output = _run_measured([sys.executable, __file__, "--worker", source, "--data", str(data),
-                                     "--steps", str(steps)])
+                                     "--steps", str(steps), "--precision", precision])
     return {"data": str(data), "images": sum(1 for _ in data.iterdir()), "source": source, "peak_rss_mb": round(peak),
             **json.loads(output.strip().splitlines()[-1])}
 
@@ -191,10 +195,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/data_pipeline"))
     parser.add_argument("--rounds", type=int, default=3, help="step-time measurements on all images (outside load varies)")
     parser.add_argument("--quick", action="store_true", help="40 images, 60 steps, 1 round")
+    parser.add_argument("--precision", default="auto", choices=["auto", "float32", "mixed_bfloat16", "mixed_float16"],
+                        help="of the timed train steps (auto: what training picks on this machine)")
     parser.add_argument("--worker", choices=["stored", "memory"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        _step_time_worker(str(args.data), args.steps, args.worker)
+        _step_time_worker(str(args.data), args.steps, args.worker, args.precision)
         return
     if args.quick:
         args.images, args.steps, args.rounds = 40, 60, 1
@@ -210,7 +216,7 @@ def main() -> None:
     results["pipeline_cpu_ms_per_batch"] = pipeline_cpu_per_batch(args.data)
     results["train"] = [training_memory(folder, steps=args.steps, run_dir=args.out / "runs" / folder.name)
                         for folder in (few, args.data)]
-    results["step_time"] = [step_time(folder, steps=args.steps, source=source)
+    results["step_time"] = [step_time(folder, steps=args.steps, source=source, precision=args.precision)
                             for folder, source in ((few, "memory"), (few, "stored"), *[(args.data, "stored")] * args.rounds)]
     results["median_pipeline_overhead"] = float(np.median([row["pipeline_overhead"] for row in results["step_time"][2:]]))
 
@@ -222,7 +228,8 @@ def main() -> None:
     lines += ["", f"`mobile-sr train` ({args.steps} steps, validation included):", "",
               "| images | peak RSS (MB) | steps/s |", "|---|---|---|"]
     lines += [f"| {row['images']} | {row['peak_rss_mb']} | {row['steps_per_s']} |" for row in results["train"]]
-    lines += ["", f"SCSRN x{SCALE} steps (batch 16 of 64x64 LR), `measure_step_time`, {args.steps} steps each:", "",
+    lines += ["", f"SCSRN x{SCALE} steps (batch 16 of 64x64 LR, {results['step_time'][0]['precision']}, all cores), "
+              f"`measure_step_time`, {args.steps} steps each:", "",
               "| images | source | peak RSS (MB) | s/step pipeline | s/step cached batch | pipeline overhead |",
               "|---|---|---|---|---|---|"]
     lines += [f"| {row['images']} | {'all decoded in memory' if row['source'] == 'memory' else 'training cache'} | "

@@ -1,9 +1,11 @@
 """Float training: speed per precision and with XLA, the input pipeline, resident memory against
-data set size, time to quality per precision, and SCSRN vs ABPN x3 with the same recipe and CPU time.
+data set size, PSNR per precision at equal time and steps, the default SCSRN's time to quality,
+and SCSRN vs ABPN x3 with the same recipe and CPU time.
 
-    python benchmarks/float_training.py [--parts throughput,memory,precision,models] [--threads 1]
-        [--rounds 5] [--throughput-steps 20] [--memory-images 1000] [--memory-steps 60]
-        [--precision-minutes 10] [--minutes 50] [--out benchmarks/results/float_training]
+    python benchmarks/float_training.py [--parts throughput,memory,precision,quality,models]
+        [--threads 1] [--rounds 5] [--throughput-steps 20] [--memory-images 1000]
+        [--memory-steps 60] [--precision-minutes 10] [--quality-minutes 19.4] [--minutes 50]
+        [--out benchmarks/results/float_training]
 
 1. ``throughput``: SCSRN x3 train steps (batch 16 of 64x64 LR patches, ``--threads`` TensorFlow
    threads) on one cached batch in each precision (float32, mixed_bfloat16, and mixed_float16
@@ -18,13 +20,19 @@ data set size, time to quality per precision, and SCSRN vs ABPN x3 with the same
    data), validated on Set5 along the way: both at once for ``--precision-minutes`` (equal time;
    unpinned, so that uneven load on one core hits both), then both for the steps the float32 run
    reached (equal steps). Each run is scored on Set5 and Set14 in float and as int8 (PTQ export,
-   run in LiteRT). The validations give PSNR against training minutes (time to quality).
-4. ``models``: SCSRN and ABPN x3 for ``--minutes`` each in the default precision, side by side on
+   run in LiteRT). The validations give PSNR against training minutes (``precision_curves.png``).
+4. ``quality``: the default SCSRN x3 in the default precision for ``--quality-minutes`` with the
+   step and the cosine learning-rate schedule, side by side on pinned cores, one thread each,
+   validated on Set5 along the way: each process's CPU time (start, validations and saving
+   included), when Set5 first reached 33.0 dB, and Set5 / Set14 in float and int8 at the end
+   against issue 21's targets (33.0 / 29.5 dB in 20 CPU-minutes; ``time_to_quality.png``).
+5. ``models``: SCSRN and ABPN x3 for ``--minutes`` each in the default precision, side by side on
    pinned cores (``jobs.py``), scored with bicubic on Set5 and Set14: the float runs
    ``quantization_ladder.py`` starts from.
 
-Writes ``results.json``, ``results.md`` and the figures (``time_to_quality.png``, ``psnr.png``,
-crops) to ``--out``; parts not run keep their earlier results there, and finished runs are reused.
+Writes ``results.json``, ``results.md`` and the figures (``precision_curves.png``,
+``time_to_quality.png``, ``psnr.png``, crops) to ``--out``; parts not run keep their earlier
+results there, and finished runs are reused.
 Skips, saying why, when the shared datasets are absent.
 """
 
@@ -36,15 +44,14 @@ import os
 import subprocess
 from pathlib import Path
 
-from jobs import mobile_sr_command, run_side_by_side
+from jobs import mobile_sr_command, run_side_by_side, shared_datasets_or_skip
 from mobile_sr.core.files import atomic_write_bytes
 from mobile_sr.core.plots import pyplot, save_figure
-from mobile_sr.data import shared_datasets_dir
 from mobile_sr.runs import METRICS_FILE, SUMMARY_FILE, load_trained_model, read_run_config
 from mobile_sr.tasks.sr.data import load_sr_pairs
 from mobile_sr.tasks.sr.evaluation import bicubic_upscaler, evaluate_pairs, keras_upscaler, write_crops
 
-PARTS = ("throughput", "memory", "precision", "models")
+PARTS = ("throughput", "memory", "precision", "quality", "models")
 MODELS = ("scsrn", "abpn")
 TEST_SETS = ("Set5", "Set14")
 SCALE = 3
@@ -53,6 +60,8 @@ BATCH = 16
 # with step decay at 50/75/90% of the budget, weight EMA 0.999).
 RECIPE = ["--l2-finetune", "0.1", "--seed", "0"]
 COMPARED = ("float32", "mixed_bfloat16")  # the precisions trained against each other
+QUALITY_TARGETS = {"Set5": 33.0, "Set14": 29.5}  # issue 21's time to quality, x3 PSNR-Y
+SCHEDULES = ("step", "cosine")
 
 
 def measure_throughput(args, train_pairs) -> dict:
@@ -108,21 +117,25 @@ def _train_at_once(jobs: dict[str, list[str]], log_dir: Path) -> None:
         raise SystemExit(f"failed: {', '.join(failed)}; see the logs in {log_dir}")
 
 
-def _curve(run_dir: Path) -> list[tuple[float, float]]:
+def validation_curve(run_dir: Path) -> list[tuple[float, float]]:
     """``(training minutes, validation PSNR)`` of each validation of a run."""
     records = [json.loads(line) for line in (run_dir / METRICS_FILE).read_text().splitlines()]
     minutes = {r["step"]: r["elapsed_s"] / 60 for r in records if "elapsed_s" in r}
     return [(round(minutes[r["step"]], 2), r["val_psnr_y"]) for r in records if "val_psnr_y" in r and r["step"] in minutes]
 
 
-def _scores(run_dir: Path, test_pairs: dict, out: Path) -> dict:
-    """Float and int8 (PTQ export, LiteRT) PSNR-Y of a run on each test set."""
+def int8_export_path(run_dir: Path, out: Path) -> Path:
+    return out / f"{run_dir.name}_int8.tflite"
+
+
+def float_and_int8_scores(run_dir: Path, test_pairs: dict, out: Path) -> dict:
+    """Float and int8 (PTQ export at 360x640 to :func:`int8_export_path`, run in LiteRT) PSNR-Y of
+    a run on each test set."""
     from mobile_sr.export import export_run
     from mobile_sr.tasks.sr.runner import TFLiteUpscaler
 
     model, _ = load_trained_model(run_dir)
-    int8 = export_run(run_dir=run_dir, mode="int8", input_size=(360, 640), out_path=out / f"{run_dir.name}_int8.tflite",
-                      log=print)
+    int8 = export_run(run_dir=run_dir, mode="int8", input_size=(360, 640), out_path=int8_export_path(run_dir, out), log=print)
     upscalers = {"float": keras_upscaler(model), "int8": TFLiteUpscaler(int8.path)}
     return {kind: {name: round(evaluate_pairs(upscale, pairs, model=run_dir.name, dataset=name, scale=SCALE).mean_psnr_y, 4)
                    for name, pairs in test_pairs.items()} for kind, upscale in upscalers.items()}
@@ -151,12 +164,48 @@ def compare_precisions(args, data: Path, root: Path, test_pairs: dict) -> dict:
             summary = json.loads((run_dir / SUMMARY_FILE).read_text())
             results.setdefault(comparison, {})[precision] = {
                 "run": str(run_dir), "steps": summary["steps"], "train_seconds": summary["train_seconds"],
-                "steps_per_s": summary["steps_per_s"], **_scores(run_dir, test_pairs, folder), "set5_curve": _curve(run_dir)}
+                "steps_per_s": summary["steps_per_s"], **float_and_int8_scores(run_dir, test_pairs, folder),
+                "set5_curve": validation_curve(run_dir)}
             print(json.dumps({comparison: {precision: results[comparison][precision]["float"]}}), flush=True)
     return {"minutes": args.precision_minutes, "steps": steps, "threads": args.threads, **results}
 
 
-def _finished(run_dir: Path, *, minutes: float) -> bool:
+def time_to_quality(args, data: Path, root: Path, test_pairs: dict) -> dict:
+    """The default SCSRN x3 in the default precision, trained for ``--quality-minutes`` with each
+    learning-rate schedule side by side, each on its own pinned core with one thread, validated on
+    Set5 along the way: the CPU time of its whole process (start, validations and saving
+    included), the first training minute its Set5 PSNR reached the target, and its float and
+    int8 PSNR at the end."""
+    folder = args.out / "quality"
+    folder.mkdir(parents=True, exist_ok=True)
+    run_dirs = {schedule: folder / f"scsrn-x{SCALE}-{schedule}" for schedule in SCHEDULES}
+    jobs = {schedule: mobile_sr_command(
+        "train", "--model", "scsrn", "--scale", str(SCALE), "--data", str(data), "--val-data", str(root / "sr/test/Set5"),
+        "--minutes", str(args.quality_minutes), "--lr-schedule", schedule, "--threads", "1", "--out", str(run_dir),
+        "--overwrite", *RECIPE)
+        for schedule, run_dir in run_dirs.items() if not finished_run(run_dir, minutes=args.quality_minutes)}
+    cpu_path = folder / "cpu_seconds.json"
+    cpu_seconds = json.loads(cpu_path.read_text()) if cpu_path.is_file() else {}
+    if jobs:
+        cpu_seconds.update(run_side_by_side(jobs, folder, poll_seconds=10))
+        atomic_write_bytes(cpu_path, json.dumps(cpu_seconds).encode())
+    results = {"minutes": args.quality_minutes, "targets": QUALITY_TARGETS, "runs": {}}
+    for schedule, run_dir in run_dirs.items():
+        summary = json.loads((run_dir / SUMMARY_FILE).read_text())
+        curve = validation_curve(run_dir)
+        scores = float_and_int8_scores(run_dir, test_pairs, folder)
+        results["runs"][schedule] = {
+            "run": str(run_dir), "steps": summary["steps"], "steps_per_s": summary["steps_per_s"],
+            "train_seconds": summary["train_seconds"], "cpu_minutes": round(cpu_seconds[schedule] / 60, 2), **scores,
+            "set5_curve": curve,
+            "first_minute_set5_target": next((minute for minute, psnr in curve if psnr >= QUALITY_TARGETS["Set5"]), None),
+            "reached": {kind: all(scores[kind][s] >= target for s, target in QUALITY_TARGETS.items()) for kind in scores}}
+        print(json.dumps({schedule: {key: results["runs"][schedule][key] for key in ("cpu_minutes", "float", "int8")}}),
+              flush=True)
+    return results
+
+
+def finished_run(run_dir: Path, *, minutes: float) -> bool:
     """Whether ``run_dir`` holds a finished run of ``minutes`` (then it is reused)."""
     return (run_dir / SUMMARY_FILE).is_file() and read_run_config(run_dir).train.minutes == minutes
 
@@ -166,7 +215,7 @@ def compare_models(args, data: Path, test_pairs: dict) -> dict:
     jobs = {f"train_{model}": mobile_sr_command(
         "train", "--model", model, "--scale", str(SCALE), "--data", str(data), "--minutes", str(args.minutes),
         "--threads", "1", "--out", str(run_dir), "--overwrite", *RECIPE)
-        for model, run_dir in run_dirs.items() if not _finished(run_dir, minutes=args.minutes)}
+        for model, run_dir in run_dirs.items() if not finished_run(run_dir, minutes=args.minutes)}
     if jobs:
         run_side_by_side(jobs, args.out)
     upscalers = {"bicubic": bicubic_upscaler(SCALE)}
@@ -206,6 +255,21 @@ def _plot_models(results: dict, path: Path) -> None:
 def _plot_time_to_quality(results: dict, path: Path) -> None:
     plt = pyplot()
     figure, axis = plt.subplots(figsize=(7, 4))
+    for schedule, run in results["runs"].items():
+        minutes, psnr = zip(*run["set5_curve"], strict=True)
+        axis.plot(minutes, psnr, marker=".", label=f"{schedule} schedule: {run['steps']} steps, {run['cpu_minutes']:.1f} CPU-min "
+                  f"in all; Set5 / Set14 {run['float']['Set5']:.3f} / {run['float']['Set14']:.3f}")
+    axis.axhline(QUALITY_TARGETS["Set5"], color="gray", linestyle="--", label=f"target {QUALITY_TARGETS['Set5']} dB")
+    axis.set(xlabel="training minutes, one core (validation excluded)", ylabel="Set5 PSNR-Y (dB), EMA weights, float",
+             title=f"SCSRN x{SCALE} default, time to quality")
+    axis.set_ylim(QUALITY_TARGETS["Set5"] - 1.0, None)
+    axis.legend(fontsize=7)
+    save_figure(figure, path)
+
+
+def _plot_precision_curves(results: dict, path: Path) -> None:
+    plt = pyplot()
+    figure, axis = plt.subplots(figsize=(7, 4))
     for comparison, style in (("equal_time", "-"), ("equal_steps", "--")):
         for precision, run in results[comparison].items():
             minutes, psnr = zip(*run["set5_curve"], strict=True)
@@ -242,6 +306,16 @@ def report_markdown(results: dict) -> str:
             for precision, run in compared[comparison].items():
                 lines.append(f"| {comparison.replace('_', ' ')} | {precision} | {run['steps']} | {run['steps_per_s']} | "
                              + " | ".join(f"{run[kind][s]:.3f}" for kind in ("float", "int8") for s in TEST_SETS) + " |")
+    if "quality" in results:
+        quality = results["quality"]
+        lines += ["", f"## Time to quality: the default SCSRN, {quality['minutes']:g} training minutes on one core "
+                  f"(targets: " + ", ".join(f"{s} {t} dB" for s, t in quality["targets"].items()) + ")", "",
+                  "| schedule | steps | CPU-min in all | Set5 float | Set14 float | Set5 int8 | Set14 int8 | "
+                  "Set5 target first reached (min) |", "|---|---|---|---|---|---|---|---|"]
+        for schedule, run in quality["runs"].items():
+            lines.append(f"| {schedule} | {run['steps']} | {run['cpu_minutes']:.2f} | "
+                         + " | ".join(f"{run[kind][s]:.3f}" for kind in ("float", "int8") for s in TEST_SETS)
+                         + f" | {run['first_minute_set5_target'] if run['first_minute_set5_target'] is not None else '-'} |")
     if "models" in results:
         models = results["models"]
         lines += ["", f"## SCSRN vs ABPN, {models['minutes']} min each", "",
@@ -265,6 +339,9 @@ def main() -> None:
     parser.add_argument("--memory-images", type=int, default=1000, help="the largest data set")
     parser.add_argument("--memory-steps", type=int, default=60, help="training steps per memory measurement")
     parser.add_argument("--precision-minutes", type=float, default=10.0, help="equal-time budget per precision")
+    parser.add_argument("--quality-minutes", type=float, default=19.4,
+                        help="time-to-quality training budget; the process's start, validations and saving come on top "
+                        "(19.4: 19.5 CPU-minutes in all here)")
     parser.add_argument("--minutes", type=float, default=50.0, help="training budget per model (at most 60)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/float_training"))
     args = parser.parse_args()
@@ -273,9 +350,8 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown part(s) {', '.join(unknown)}; the parts: {', '.join(PARTS)}")
 
-    root = shared_datasets_dir()
-    if root is None or not (root / "sr/train").is_dir():
-        print("SKIPPED: shared datasets not found (set MOBILE_SR_DATA or place them at ../shared/datasets)")
+    root = shared_datasets_or_skip()
+    if root is None:
         return
     from mobile_sr.core.backend import tf
 
@@ -293,7 +369,10 @@ def main() -> None:
         results["memory"] = measure_memory(args)
     if "precision" in parts:
         results["precision"] = compare_precisions(args, data, root, test_pairs)
-        _plot_time_to_quality(results["precision"], args.out / "time_to_quality.png")
+        _plot_precision_curves(results["precision"], args.out / "precision_curves.png")
+    if "quality" in parts:
+        results["quality"] = time_to_quality(args, data, root, test_pairs)
+        _plot_time_to_quality(results["quality"], args.out / "time_to_quality.png")
     if "models" in parts:
         results["models"] = compare_models(args, data, test_pairs)
         _plot_models(results["models"], args.out / "psnr.png")

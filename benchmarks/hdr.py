@@ -38,11 +38,10 @@ import sys
 import time
 from pathlib import Path
 
-from jobs import mobile_sr_command, run_side_by_side
+from jobs import mobile_sr_command, run_side_by_side, shared_datasets_or_skip
 from mobile_sr.benchmark.host import benchmark_host
 from mobile_sr.core.files import atomic_write_bytes
 from mobile_sr.core.images import IMAGE_EXTENSIONS, find_images, load_rgb
-from mobile_sr.data.locations import shared_datasets_dir
 from mobile_sr.export import export_run
 from mobile_sr.runs import SUMMARY_FILE, load_trained_model, read_run_config
 from mobile_sr.tasks.hdr.camera import HELD_OUT_CAMERA, synthetic_scenes
@@ -139,9 +138,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/hdr"))
     parser.add_argument("--skip-training", action="store_true", help="evaluate the runs already in --out")
     args = parser.parse_args()
-    root = shared_datasets_dir()
-    if root is None or not (root / "sr/train").is_dir() or not (root / "hdr/radiance").is_dir():
-        print("SKIPPED: shared datasets not found (set MOBILE_SR_DATA or place them at ../shared/datasets)")
+    root = shared_datasets_or_skip("hdr/radiance")
+    if root is None:
         return
     size = tuple(int(v) for v in args.size.split("x"))
     args.out.mkdir(parents=True, exist_ok=True)

@@ -30,11 +30,10 @@ import json
 import os
 from pathlib import Path
 
-from jobs import mobile_sr_command, run_side_by_side
+from jobs import mobile_sr_command, run_side_by_side, shared_datasets_or_skip
 from mobile_sr.benchmark.host import benchmark_host
 from mobile_sr.core.files import atomic_write_bytes
 from mobile_sr.core.images import find_images, load_rgb
-from mobile_sr.data import shared_datasets_dir
 from mobile_sr.export import export_run
 from mobile_sr.readiness import summary_lines
 from mobile_sr.runs import WEIGHTS_FILE, load_trained_model, read_run_config
@@ -180,9 +179,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=20, help="timed frames per model")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/int16x8"))
     args = parser.parse_args()
-    root = shared_datasets_dir()
-    if root is None or not (root / "sr/train").is_dir():
-        print("SKIPPED: shared datasets not found (set MOBILE_SR_DATA or place them at ../shared/datasets)")
+    root = shared_datasets_or_skip()
+    if root is None:
         return
     args.out.mkdir(parents=True, exist_ok=True)
     sr, sr_models = rt4ksr(args, root)

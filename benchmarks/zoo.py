@@ -44,13 +44,12 @@ from pathlib import Path
 
 import numpy as np
 
-from jobs import mobile_sr_command, run_side_by_side
+from jobs import mobile_sr_command, run_side_by_side, shared_datasets_or_skip
 from mobile_sr.benchmark.host import benchmark_host
 from mobile_sr.benchmark.report import write_comparison
 from mobile_sr.core.backend import keras
 from mobile_sr.core.files import atomic_write_bytes
 from mobile_sr.core.plots import pyplot, save_figure
-from mobile_sr.data import shared_datasets_dir
 from mobile_sr.export import calibration_samples, convert, export_run, inspect, verify
 from mobile_sr.models import model_names
 from mobile_sr.runs import METRICS_FILE, SUMMARY_FILE, WEIGHTS_FILE, deployed_model, load_trained_model, read_run_config
@@ -431,9 +430,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.attention_seeds < 1:
         parser.error(f"--attention-seeds must be at least 1, got {args.attention_seeds}")
-    root = shared_datasets_dir()
-    if root is None or not (root / "sr/train").is_dir():
-        print("SKIPPED: shared datasets not found (set MOBILE_SR_DATA or place them at ../shared/datasets)")
+    root = shared_datasets_or_skip()
+    if root is None:
         return
     zoo = Zoo(args, root)
     experiments = {"attention": zoo.attention, "rt4ksr": zoo.rt4ksr, "deconv": zoo.deconv, "table": zoo.table}

@@ -4,10 +4,10 @@ A task's sampler is a :class:`PatchSource`: it knows its items' sizes and cuts o
 ``(inputs, target)`` patch of an item (SR: from images stored on disk, read on demand; HDR: from
 scenes in memory). The pipeline around it is shared: patch number ``n`` of a run is drawn by
 stateless random ops seeded with ``(seed, n)`` (the item, with probability proportional to its
-area; the crop position; a 90-degree rotation and a flip), and cut, padded and augmented by
-``map(num_parallel_calls=AUTOTUNE, deterministic=True)``, so the same seed gives the same batches
-however many threads read them, and shards of one stream (one per worker
-of a multi-worker strategy) are disjoint. ``benchmarks/data_pipeline.py`` measures its speed
+area; the crop position; a 90-degree rotation and a flip), and a batch's patches are cut, padded
+and augmented together by ``map(num_parallel_calls=AUTOTUNE, deterministic=True)``, so the same
+seed gives the same batches however many threads read them, and shards of one stream (one per
+worker of a multi-worker strategy) are disjoint. ``benchmarks/data_pipeline.py`` measures its speed
 against a cached batch and the memory of training on it.
 """
 
@@ -106,17 +106,21 @@ class PatchSource(abc.ABC):
             top_left = tf.cast(uniform[1:3] * positions, tf.int64)
             return index, top_left[0], top_left[1], tf.cast(uniform[3] * 4, tf.int64), uniform[4] < 0.5
 
+        def cut_batch(*draws):
+            patches = [self.patch(*patch_draw) for patch_draw in zip(*draws, strict=True)]
+            return np.stack([inputs for inputs, _ in patches]), np.stack([target for _, target in patches])
+
         def read(index, top, left, turns, flip):
-            inputs, target = tf.numpy_function(self.patch, [index, top, left, turns, flip],
+            # One Python call per batch, not per patch: the call's overhead was most of a patch's CPU.
+            inputs, target = tf.numpy_function(cut_batch, [index, top, left, turns, flip],
                                                [tf.as_dtype(first_inputs.dtype), tf.as_dtype(first_target.dtype)],
                                                stateful=False)
-            inputs.set_shape(first_inputs.shape)
-            target.set_shape(first_target.shape)
+            inputs.set_shape((batch, *first_inputs.shape))
+            target.set_shape((batch, *first_target.shape))
             return inputs, target
 
-        dataset = (tf.data.Dataset.counter().map(draw)
-                   .map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-                   .batch(batch, drop_remainder=True))
+        dataset = (tf.data.Dataset.counter().map(draw).batch(batch, drop_remainder=True)
+                   .map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True))
         if shard_count > 1:  # sharded here: a distribution strategy must not shard it again
             options = tf.data.Options()
             options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF

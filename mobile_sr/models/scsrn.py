@@ -21,7 +21,9 @@ class SCSRNConfig(PlainSRConfig):
     at 360x640 costs about the same, 11 ms on one host core, at any width from 24 to 48 channels
     (``benchmarks/latency.py`` times the grid), so the int8 frame time follows the conv count: one
     feature conv fewer makes the frame about 17% faster, and the 4 extra channels keep the
-    parameters and MACs of a five-conv, 28-channel trunk (37k, 8.5 GMAC per 360x640 frame)."""
+    parameters and MACs of a five-conv, 28-channel trunk (37k, 8.5 GMAC per 360x640 frame).
+    Trained at equal CPU time over depths 2-4 and widths 32-64 (``benchmarks/scsrn_grid.py``),
+    4x32 ties for the best Mobile AI score, and no faster config of the grid reaches its PSNR."""
 
     channels: int = 32
     feature_convs: int = 4
