@@ -19,14 +19,23 @@ def lock_path(run_dir: Path) -> Path:
     return run_dir.parent / f".{run_dir.name}.lock"
 
 
+# A lock file is created empty and then written: a reader in between waits this long for its record.
+RECORD_WAIT_SECONDS = 1.0
+
+
 def _holder(path: Path) -> dict | None:
     """The live holder of a lock file: None when there is none, or its process has died here."""
-    try:
-        holder = json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError):  # being written right now, or damaged: treat as held, by whom is unknown
-        return {"pid": None, "host": None, "command": "another mobile-sr command", "started": None}
+    deadline = time.monotonic() + RECORD_WAIT_SECONDS
+    while True:
+        try:
+            holder = json.loads(path.read_text())
+            break
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError):  # being written right now, or damaged: then held, by whom is unknown
+            if time.monotonic() > deadline:
+                return {"pid": None, "host": None, "command": "another mobile-sr command", "started": None}
+            time.sleep(0.02)
     if not isinstance(holder, dict):
         return {"pid": None, "host": None, "command": "another mobile-sr command", "started": None}
     if holder.get("host") == socket.gethostname() and isinstance(holder.get("pid"), int):

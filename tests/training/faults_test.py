@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
@@ -69,6 +70,21 @@ def test_a_lock_left_by_a_dead_process_is_taken_over(tiny_sr, tmp_path):
                                 "started": 0}))
     summary = train(TrainConfig.from_dict({**tiny_sr.config.to_dict(), "steps": 2}), run_dir=run_dir, log=_quiet)
     assert summary["steps"] == 2 and not lock.exists()
+
+
+def test_a_lock_read_while_it_is_being_written_names_its_holder(tmp_path):
+    run_dir = tmp_path / "run"
+    lock = runs.lock_path(run_dir)
+    lock.write_text("")  # created, its record not written yet
+    writer = threading.Timer(0.2, lambda: lock.write_text(json.dumps(
+        {"pid": os.getpid(), "host": os.uname().nodename, "command": "mobile-sr qat", "started": 0})))
+    writer.start()
+    with pytest.raises(RunFolderError, match="in use by mobile-sr qat"):
+        RunLock(run_dir, "mobile-sr train").__enter__()
+    writer.join()
+    lock.write_text("{damaged")
+    with pytest.raises(RunFolderError, match="in use by another mobile-sr command"):
+        RunLock(run_dir, "mobile-sr train").__enter__()
 
 
 def test_a_lock_folder_made_for_a_failed_command_is_removed(tmp_path):
